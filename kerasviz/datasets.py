@@ -126,10 +126,8 @@ def shapes(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarra
             half = r * 0.8
             mask = (np.abs(u) <= half) & (np.abs(v) <= half)
         else:
-            corners = [
-                (cx + r * np.cos(angle + k * 2 * np.pi / 3), cy + r * np.sin(angle + k * 2 * np.pi / 3))
-                for k in range(3)
-            ]
+            turns = angle + np.arange(3) * 2 * np.pi / 3
+            corners = list(zip(cx + r * np.cos(turns), cy + r * np.sin(turns), strict=True))
             mask = _triangle(xs, ys, corners)
         img = _textured_background(rng, size, bg_colour, strength=0.18)
         obj = fg_colour + rng.normal(0.0, 0.03, (size, size, 3))
