@@ -439,21 +439,20 @@ def layer_table(model) -> list[LayerInfo]:
 def last_spatial_layer(model) -> str:
     """The path of the last layer with a spatial output (h, w > 1): the default CAM layer.
 
-    Descends into nested backbones, so for an outer model around MobileNetV2 it returns
-    ``"mobilenetv2_1.00_96/out_relu"``.
+    Padding and pooling layers and nested models themselves are skipped (their maps repeat or
+    subsample another layer's; Grad-CAM is defined on the last convolutional block).
+    Descends into nested backbones, so for an outer model around a 96 px MobileNetV2 it returns ``"mobilenetv2_1.00_96/out_relu"``.
 
     Raises:
         ValueError: the model has no layer with a spatial output.
     """
-    rows = [r for r in layer_table(model) if r.cam and not _is_graph_model_name(model, r)]
+    skip = ("Functional", "Sequential", "ZeroPadding2D", "InputLayer", "MaxPooling2D",
+            "AveragePooling2D")
+    rows = [r for r in layer_table(model) if r.cam and r.type not in skip]
     if not rows:
         raise ValueError(f"Model {model.name!r} has no layer with a spatial (N, h, w, c) output "
                          "with h, w > 1; CAM methods need one.")
     return rows[-1].path
-
-
-def _is_graph_model_name(model, row: LayerInfo) -> bool:
-    return row.type in ("Functional", "Sequential")
 
 
 def input_shape(model) -> tuple:
