@@ -441,7 +441,8 @@ def last_spatial_layer(model) -> str:
 
     Padding and pooling layers and nested models themselves are skipped (their maps repeat or
     subsample another layer's; Grad-CAM is defined on the last convolutional block).
-    Descends into nested backbones, so for an outer model around a 96 px MobileNetV2 it returns ``"mobilenetv2_1.00_96/out_relu"``.
+    Descends into nested backbones, so for an outer model around a 96 px MobileNetV2 it returns
+    ``"mobilenetv2_1.00_96/out_relu"``.
 
     Raises:
         ValueError: the model has no layer with a spatial output.
