@@ -166,7 +166,32 @@ def train_snow(out: Path, bias: float, name: str):
                         datasets.SNOW_CLASSES, acc, epochs, time.time() - t), out)
 
 
+def write_samples(out: Path):
+    """A few 8-bit PNGs for the report's default run: held-out digits and shapes test images."""
+    from PIL import Image
+    from sklearn.model_selection import train_test_split
+
+    from kerasviz import datasets
+
+    images, labels = datasets.digits(32)
+    _, x_te, _, y_te = train_test_split(images, labels, test_size=0.2, random_state=SEED,
+                                        stratify=labels)
+    folder = out / "samples" / "digits"
+    folder.mkdir(parents=True, exist_ok=True)
+    for digit in (0, 2, 3, 5, 7, 8):
+        img = x_te[np.flatnonzero(y_te == digit)[0], :, :, 0]
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(folder / f"digit_{digit}.png")
+    x, y, _ = datasets.shapes(12, seed=SEED + 2)
+    folder = out / "samples" / "shapes"
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, name in enumerate(datasets.SHAPE_CLASSES):  # the first image of each class
+        img = x[np.flatnonzero(y == label)[0]]
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(folder / f"{name}.png")
+    print(f"wrote samples into {out / 'samples'}")
+
+
 JOBS = {
+    "samples": write_samples,
     "digits_cnn": train_digits,
     "shapes_cnn": train_shapes,
     "snow_biased": lambda out: train_snow(out, 1.0, "snow_biased"),
