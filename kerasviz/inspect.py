@@ -607,3 +607,61 @@ def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
                 check_positive_int(value[1], name, minimum))
     v = check_positive_int(value, name, minimum)
     return v, v
+
+
+# --------------------------------------------------------------------------------------------
+# Feature vectors
+# --------------------------------------------------------------------------------------------
+
+# Layers that pass their input through unchanged at inference.
+_INFERENCE_IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                       "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                       "ActivityRegularization")
+
+
+class _InputsReplay(_Replay):
+    """A replay that also remembers the first positional input of every layer call."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs_of: dict[int, Any] = {}
+
+    def _call(self, layer, args, kwargs, prefix):
+        if args:
+            self.inputs_of.setdefault(id(layer), args[0])
+        return super()._call(layer, args, kwargs, prefix)
+
+
+def feature_layer(model) -> str:
+    """Path of the layer whose output feeds the model's last ``Dense`` layer.
+
+    This is the classic "final feature vector" (AlexNet's fc7): the input of the classifier.
+    Layers that are the identity at inference (``Dropout``, ``GaussianNoise``...) are walked
+    past, so for ``fc1 -> dropout -> predictions`` the answer is ``"fc1"`` (same values).
+
+    Raises:
+        ValueError: the model has no ``Dense`` layer, or its last one reads the model input.
+
+    >>> feature_layer(model)
+    'fc1'
+    """
+    keras = _keras()
+    _check_model(model)
+    if not _is_graph_model(model):
+        raise TypeError(f"Model {model.name!r} is a subclassed model; pass `layer=` explicitly.")
+    replay = _InputsReplay()
+    replay.run(model, _fresh_input(model))
+    dense = [t for t in replay.taps if isinstance(t.layer, keras.layers.Dense)]
+    if not dense:
+        raise ValueError(f"Model {model.name!r} has no Dense layer; pass `layer=` to choose the "
+                         "feature layer.")
+    layer = dense[-1].layer
+    while True:
+        tensor = replay.inputs_of.get(id(layer))
+        feeder = next((t for t in replay.taps if t.output is tensor), None)
+        if feeder is None:
+            raise ValueError(f"The last Dense layer {layer.name!r} of model {model.name!r} reads "
+                             "the model input; pass `layer=` to choose the feature layer.")
+        if type(feeder.layer).__name__ not in _INFERENCE_IDENTITY:
+            return feeder.path
+        layer = feeder.layer
