@@ -12,6 +12,9 @@ _WHERE = {
     "image_grid": "_base",
     "overlay": "_base",
     "save": "_base",
+    "neighbor_strips": "embedding",
+    "embedding_map": "embedding",
+    "cluster_montage": "embedding",
 }
 
 
