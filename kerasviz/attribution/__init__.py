@@ -32,3 +32,65 @@ def __getattr__(name):
 
 def __dir__():
     return sorted([*globals(), *_WHERE])
+
+
+# name on the command line and in the report -> explainer class
+METHODS = {
+    "occlusion": "Occlusion",
+    "saliency": "Saliency",
+    "gradient_input": "GradientInput",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "IntegratedGradients",
+    "guided_backprop": "GuidedBackprop",
+    "deconvnet": "Deconvnet",
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "scorecam": "ScoreCAM",
+    "layercam": "LayerCAM",
+    "lime": "Lime",
+}
+
+
+def default_settings(name: str, input_shape) -> dict:
+    """Settings that suit an image of ``input_shape`` ``(H, W, C)`` for method ``name``.
+
+    Occlusion uses a patch of about an eighth of the smaller side with half-patch stride;
+    LIME uses a regular 8x8 grid on images under 64 px (segmenters find too few regions there)
+    and SLIC superpixels otherwise, with 500 samples.
+    """
+    h, w = int(input_shape[0]), int(input_shape[1])
+    if name == "occlusion":
+        patch = max(2, round(min(h, w) / 8))
+        return {"patch": patch, "stride": max(1, patch // 2)}
+    if name == "lime":
+        if min(h, w) < 64:
+            return {"segmentation": "grid", "segmentation_args": {"cells": 8},
+                    "num_samples": 500}
+        return {"segmentation": "slic", "num_samples": 500}
+    return {}
+
+
+def create(name: str, model, **settings):
+    """Build the explainer called ``name`` (see `METHODS`) with sensible default settings.
+
+    Args:
+        name: a method name such as ``"occlusion"``, ``"gradcam"`` or ``"lime"``.
+        model: the Keras model to explain.
+        **settings: keyword settings of the explainer's class, overriding the defaults.
+
+    Raises:
+        KeyError: an unknown method; the message lists the known ones.
+
+    >>> create("occlusion", model, patch=8).explain(images).shape
+    (4, 64, 64)
+    """
+    from kerasviz import inspect
+
+    if name not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(METHODS), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise KeyError(f"Unknown method {name!r}.{hint} Known methods: {', '.join(METHODS)}")
+    cls = __getattr__(METHODS[name])
+    return cls(model, **{**default_settings(name, inspect.input_shape(model)), **settings})
