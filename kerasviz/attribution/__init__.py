@@ -70,6 +70,17 @@ def default_settings(name: str, input_shape) -> dict:
     return {}
 
 
+def check_method(name: str) -> str:
+    """Return ``name`` if it is a known method, else raise a KeyError listing the known ones."""
+    if name not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(METHODS), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise KeyError(f"Unknown method {name!r}.{hint} Known methods: {', '.join(METHODS)}")
+    return name
+
+
 def create(name: str, model, **settings):
     """Build the explainer called ``name`` (see `METHODS`) with sensible default settings.
 
@@ -86,11 +97,5 @@ def create(name: str, model, **settings):
     """
     from kerasviz import inspect
 
-    if name not in METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(METHODS), n=3)
-        hint = f" Did you mean {close}?" if close else ""
-        raise KeyError(f"Unknown method {name!r}.{hint} Known methods: {', '.join(METHODS)}")
-    cls = __getattr__(METHODS[name])
+    cls = __getattr__(METHODS[check_method(name)])
     return cls(model, **{**default_settings(name, inspect.input_shape(model)), **settings})
