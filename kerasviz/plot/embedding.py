@@ -149,7 +149,8 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
             sel = lab == c
             ax.scatter(pts[sel, 0], pts[sel, 1], s=6, color=colour[c], alpha=0.7,
                        label=_name(c, class_names))
-        ax.legend(loc="best", fontsize=7, markerscale=2.5, framealpha=0.8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2.5,
+                  frameon=False)
     if images is not None and thumbnails > 0:
         imgs = np.asarray(images)
         if imgs.shape[0] != n:
@@ -198,25 +199,26 @@ def cluster_montage(images, clusters, labels=None, per_cluster: int = 8, class_n
         raise ValueError(f"Expected {assign.shape[0]} `labels`. Received: {lab.shape[0]}")
     ids = np.unique(assign)
     rng = np.random.default_rng(seed)
-    fig, axes = figure(len(ids), per_cluster, size=size)
+    # Column 0 holds the cluster's description; the images follow.
+    fig, axes = figure(len(ids), per_cluster + 1, size=size)
     for r, c in enumerate(ids):
         members = np.flatnonzero(assign == c)
         shown = np.sort(rng.choice(members, size=min(per_cluster, members.size), replace=False))
         majority = None
-        head = f"cluster {c}: {members.size}"
+        head = f"cluster {c}\n{members.size} images"
         if lab is not None:
             values, counts = np.unique(lab[members], return_counts=True)
             majority = values[np.argmax(counts)]
-            head += (f", mostly {_name(majority, class_names)} "
+            head += (f"\nmostly {_name(majority, class_names)}\n"
                      f"({counts.max() / members.size:.0%})")
+        axes[r, 0].text(0.5, 0.5, head, transform=axes[r, 0].transAxes, fontsize=8,
+                        ha="center", va="center")
         for j, i in enumerate(shown):
-            ax = axes[r, j]
+            ax = axes[r, j + 1]
             show_image(ax, imgs[i])
             if lab is not None:
                 wrong = lab[i] != majority
                 ax.set_title(_name(lab[i], class_names), fontsize=7,
                              color=_MISMATCH if wrong else "black")
-        axes[r, 0].text(0.0, 1.35, head, transform=axes[r, 0].transAxes, fontsize=8,
-                        fontweight="bold", va="bottom")
-    fig.tight_layout(h_pad=1.2)
+    fig.tight_layout()
     return fig
