@@ -12,6 +12,8 @@ _WHERE = {
     "image_grid": "_base",
     "overlay": "_base",
     "save": "_base",
+    "explanation_grid": "attribution",
+    "draw_explanation": "attribution",
     "neighbor_strips": "embedding",
     "embedding_map": "embedding",
     "cluster_montage": "embedding",
