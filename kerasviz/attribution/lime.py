@@ -64,6 +64,19 @@ class LimeResult:
     targets: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
 
+    def mass_maps(self) -> np.ndarray:
+        """``(N, H, W)`` maps whose sum over a superpixel is its weight (weight / area per pixel).
+
+        A superpixel's weight is the effect of hiding all of it, so `explanations` (the weight
+        on every pixel) counts a large superpixel once per pixel; these maps count it once.
+        Use them to measure where attribution *mass* lies (`kerasviz.shortcut`).
+        """
+        out = np.empty_like(self.explanations)
+        for i, (w, seg) in enumerate(zip(self.weights, self.segments, strict=True)):
+            area = np.bincount(seg.ravel(), minlength=w.shape[0]).astype(np.float32)
+            out[i] = (w / area)[seg]
+        return out
+
     def top(self, i: int, k: int = 5, positive: bool = True) -> np.ndarray:
         """Labels of the ``k`` superpixels of image ``i`` with the largest (positive) weights."""
         w = self.weights[i]

@@ -17,6 +17,9 @@ _WHERE = {
     "neighbor_strips": "embedding",
     "embedding_map": "embedding",
     "cluster_montage": "embedding",
+    "lime_view": "lime",
+    "lime_overlay": "lime",
+    "lime_figure": "lime",
 }
 
 
