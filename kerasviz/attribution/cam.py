@@ -48,7 +48,13 @@ class _LayerCAM(Explainer):
         self.layer_path = inspect.layer_path(model, self.layer)
         # The scored view (logits or probabilities) replays the user's layers, so the same
         # layer object is found in it; one pass gives [A, scores].
-        self._net = inspect.submodel(self.scored, [self.layer])
+        try:
+            self._net = inspect.submodel(self.scored, [self.layer])
+        except KeyError:  # the logits view computes the head itself: not a feature layer
+            raise ValueError(
+                "Expected `layer` with a spatial output (N, h, w, C). Received: layer="
+                f"{self.layer_path!r}, the model's output head"
+            ) from None
         shape = tuple(self._net.outputs[0].shape)
         if len(shape) != 4 or any(s is not None and s < 2 for s in shape[1:3]):
             raise ValueError(
