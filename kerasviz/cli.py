@@ -91,6 +91,176 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _quiet(args) -> bool:
+    if args.quiet:
+        os.environ["KERASVIZ_QUIET"] = "1"
+    return args.quiet
+
+
+def _fresh_dir(path: Path, force: bool, what: str = "out") -> None:
+    """Refuse to write into an existing, non-empty folder unless ``--force``."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
+        raise UsageError(f"--{what}: {path} exists and is not empty; pass --force to replace "
+                         "what kerasviz writes there")
+
+
+def _images(args, model, card):
+    from kerasviz import imageio, inspect
+
+    prep = card.get("preprocessing", {})
+    scale = prep.get("scale", 1 / 255) if args.scale is None else args.scale
+    offset = prep.get("offset", 0.0) if args.offset is None else args.offset
+    try:
+        return imageio.load_images(args.images, inspect.input_shape(model), scale, offset)
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+
+
+def cmd_report(args) -> int:
+    """Render the HTML report."""
+    _quiet_tf()
+    from kerasviz import report
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"--out: {out} exists; pass --force to replace it")
+    if args.images:
+        for item in args.images:
+            if not Path(item).exists():
+                raise UsageError(f"--images: no such file or folder: {item}")
+    path = report.build_report(
+        model=args.model, images=args.images or None, out=out,
+        methods=_csv(args.methods) if args.methods else report.DEFAULT_METHODS,
+        layers=_csv(args.layers) if args.layers else None, class_names=args.class_names,
+        scale=args.scale, offset=args.offset, reference=args.reference, force=args.force,
+        progress=not _quiet(args))
+    print(f"report: {path.resolve()}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    """Explain images with one method; write each map as .npy and as a PNG overlay."""
+    _quiet_tf()
+    import json
+
+    import numpy as np
+
+    from kerasviz import attribution, inspect, plot
+
+    _quiet(args)
+    attribution.check_method(args.method)
+    model, card = _load_model(args.model)
+    images, files = _images(args, model, card)
+    out = Path(args.out)
+    _fresh_dir(out, args.force)
+    settings = {}
+    if args.method == "occlusion":
+        if args.patch is not None:
+            settings["patch"] = args.patch
+        if args.stride is not None:
+            settings["stride"] = args.stride
+    elif args.patch is not None or args.stride is not None:
+        raise UsageError("--patch and --stride apply to --method occlusion only")
+    explainer = attribution.create(args.method, model, **settings)
+    targets = None
+    if args.targets is not None:
+        targets = [int(t) for t in _csv(args.targets)]
+        targets = targets[0] if len(targets) == 1 else targets
+    names = card.get("class_names") or [str(i) for i in range(inspect.num_outputs(model))]
+    out.mkdir(parents=True, exist_ok=True)
+    probs = model.predict(images, verbose=0)
+    resolved = inspect.check_targets(targets, len(images), probs.shape[1])
+    if resolved is None:
+        resolved = np.argmax(probs, axis=-1)
+    maps = explainer.explain(images, resolved)
+    with open(out / "manifest.jsonl", "w") as manifest:
+        for f, img, m, t, p in zip(files, images, maps, resolved, probs, strict=True):
+            stem = Path(f).stem
+            np.save(out / f"{stem}.{args.method}.npy", m)
+            fig, _ = plot.overlay(img, m, title=f"{stem}: {names[int(t)]} ({p[int(t)]:.3f})")
+            plot.save(fig, out / f"{stem}.{args.method}.png")
+            manifest.write(json.dumps({"file": str(f), "target": int(t),
+                                       "class": names[int(t)], "score": float(p[int(t)]),
+                                       "method": args.method, "settings": settings}) + "\n")
+    print(f"explain: {len(files)} maps in {out.resolve()}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    """Feature vectors of images, nearest neighbours, optional projector export."""
+    _quiet_tf()
+    import numpy as np
+
+    from kerasviz import embedding
+
+    quiet = _quiet(args)
+    model, card = _load_model(args.model)
+    images, files = _images(args, model, card)
+    out = Path(args.out)
+    _fresh_dir(out, args.force)
+    extractor = embedding.FeatureExtractor(model, layer=args.layer, reduce=args.reduce)
+    vectors = extractor.extract(images, progress=not quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "features.npy", vectors)
+    k = min(args.neighbours, len(files) - 1)
+    lines = ["file,rank,neighbour,distance"]
+    if k >= 1:
+        idx, dist = embedding.nearest(vectors, np.arange(len(files)), k=k, metric=args.metric)
+        for i, f in enumerate(files):
+            for r in range(k):
+                lines.append(f"{f},{r + 1},{files[idx[i, r]]},{dist[i, r]:.6g}")
+    (out / "neighbours.csv").write_text("\n".join(lines) + "\n")
+    print(f"embed: {vectors.shape[0]} vectors of {vectors.shape[1]} values from layer "
+          f"{extractor.layer!r} in {out.resolve()}")
+    if args.projector:
+        labels = [Path(f).parent.name for f in files]
+        labels = labels if len(set(labels)) > 1 else [Path(f).stem for f in files]
+        path = embedding.export_projector(args.projector, vectors, labels=labels,
+                                          images=images, overwrite=args.force)
+        print(f"projector: tensorboard --logdir {path} --host 127.0.0.1")
+        if args.serve:
+            return _serve_tensorboard(path)
+    elif args.serve:
+        raise UsageError("--serve needs --projector DIR")
+    return 0
+
+
+def _serve_tensorboard(logdir: Path) -> int:
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"TensorBoard: http://127.0.0.1:{port}/#projector  (pid {proc.pid}; Ctrl-C stops it)",
+          flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 0
+
+
+def _add_model_images(p, images_required=True) -> None:
+    p.add_argument("--model", default="digits_cnn",
+                   help="a .keras file or a shipped name (default: digits_cnn)")
+    p.add_argument("--images", nargs="+", required=images_required, metavar="FILE_OR_DIR",
+                   help="PNG/JPEG files or folders of them")
+    p.add_argument("--scale", type=float, help="8-bit pixel v becomes v*scale+offset "
+                   "(default: the model card's, else 1/255)")
+    p.add_argument("--offset", type=float, help="see --scale (default: the card's, else 0)")
+    p.add_argument("--force", action="store_true", help="replace existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kerasviz",
@@ -102,6 +272,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="layer table: name, path, type, output shape, uses")
     p.add_argument("model", help="a .keras file or a shipped model name (digits_cnn, ...)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("report", help="the HTML report: filters, activations, predictions, "
+                       "explanations, feature space")
+    _add_model_images(p, images_required=False)
+    p.add_argument("--out", default="kerasviz-report", help="report folder")
+    p.add_argument("--methods", help="comma-separated explanation methods (default: "
+                   "occlusion,gradcam,saliency,lime)")
+    p.add_argument("--layers", help="comma-separated layers for activation maps "
+                   "(default: every conv layer)")
+    p.add_argument("--class-names", help="text file, one class name per line")
+    p.add_argument("--reference", help="folder of reference images for neighbours and the "
+                   "2-D map (one sub-folder per class gives labels)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("explain", help="explanation maps of images: .npy and PNG overlays")
+    _add_model_images(p)
+    p.add_argument("--method", default="occlusion", help="occlusion, gradcam, saliency, "
+                   "lime, ... (see kerasviz.attribution.METHODS)")
+    p.add_argument("--patch", type=int, help="occlusion patch size in pixels")
+    p.add_argument("--stride", type=int, help="occlusion stride in pixels")
+    p.add_argument("--targets", help="class index, or one per image, comma-separated "
+                   "(default: each image's top class)")
+    p.add_argument("--out", default="kerasviz-explain", help="output folder")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("embed", help="feature vectors, nearest neighbours, projector export")
+    _add_model_images(p)
+    p.add_argument("--layer", help="feature layer (default: the input of the last Dense)")
+    p.add_argument("--reduce", default="flatten", choices=("flatten", "gap", "max"),
+                   help="how spatial maps become vectors")
+    p.add_argument("--neighbours", type=int, default=5, help="neighbours per image")
+    p.add_argument("--metric", default="euclidean", choices=("euclidean", "cosine"))
+    p.add_argument("--out", default="kerasviz-embed", help="folder for features.npy and "
+                   "neighbours.csv")
+    p.add_argument("--projector", help="also write a TensorBoard projector export here")
+    p.add_argument("--serve", action="store_true", help="start TensorBoard on 127.0.0.1 and "
+                   "print the URL")
+    p.set_defaults(func=cmd_embed)
     return parser
 
 
