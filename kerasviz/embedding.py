@@ -391,7 +391,7 @@ def purity(clusters, labels) -> float:
 
 
 def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30.0,
-            pca_dims: int = 50) -> np.ndarray:
+            pca_dims: int = 50, max_iter: int = 1000) -> np.ndarray:
     """A 2-D map of the feature vectors.
 
     Args:
@@ -402,6 +402,7 @@ def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30
         seed: random seed (t-SNE, UMAP).
         perplexity: t-SNE perplexity, lowered to ``(N - 1) / 3`` for small ``N``.
         pca_dims: dimensions kept before t-SNE.
+        max_iter: t-SNE optimisation steps (at least 250).
 
     Returns:
         ``(N, 2)`` float32 coordinates.
@@ -442,8 +443,9 @@ def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30
 
     if d > pca_dims and n > pca_dims:
         feats = PCA(n_components=pca_dims, random_state=seed).fit_transform(feats)
+    max_iter = inspect.check_positive_int(max_iter, "max_iter", minimum=250)
     tsne = TSNE(n_components=2, perplexity=min(float(perplexity), (n - 1) / 3.0), init="pca",
-                learning_rate="auto", random_state=seed)
+                learning_rate="auto", max_iter=max_iter, random_state=seed)
     return tsne.fit_transform(feats).astype(np.float32)
 
 
