@@ -15,7 +15,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def list_images(paths) -> list[Path]:
-    """Image files named by ``paths``: files, or folders (their image files, sorted).
+    """Image files named by ``paths``: files, or folders (their image files and those of their
+    sub-folders, sorted by path; a sub-folder per class is how reference sets carry labels).
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -26,7 +27,8 @@ def list_images(paths) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES))
+            found.extend(sorted(f for f in p.rglob("*")
+                                if f.is_file() and f.suffix.lower() in SUFFIXES))
         elif p.is_file():
             found.append(p)
         else:
