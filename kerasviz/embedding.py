@@ -550,8 +550,11 @@ def sprite_layout(n: int, height: int, width: int) -> tuple[int, int, int]:
     cell = SPRITE_LIMIT // per_row
     if cell < 1:
         raise ValueError(f"{n} images do not fit a {SPRITE_LIMIT} px sprite even at 1 px each.")
-    scale = min(1.0, cell / max(height, width))
-    return per_row, max(1, int(height * scale)), max(1, int(width * scale))
+    longest = max(height, width)
+    if longest <= cell:
+        return per_row, height, width
+    # Integer arithmetic: the longer side becomes exactly `cell`, the other keeps the aspect.
+    return per_row, max(1, height * cell // longest), max(1, width * cell // longest)
 
 
 def _write_sprite(path: Path, images: np.ndarray) -> tuple[int, int]:
