@@ -117,6 +117,7 @@ def main() -> None:
     print(header)
     print("|" + " --- |" * 10)
     wall = time.perf_counter()
+    rows = {}
     for name, explain, explain_on in entries:
         seconds = time_per_image(explain, images, targets, args.repeats)
         maps = explain(images, targets)
@@ -127,9 +128,15 @@ def main() -> None:
         en = np.nanmean(metrics.energy_in_mask(maps, masks))
         iou = metrics.top_k_iou(maps, masks).mean()
         check = metrics.randomization_check(model, explain_on, sanity_x, sanity_t, seed=0)
+        rows[name] = (d, -i, -pg, -en, -iou, check.final_correlation)  # lower is better
         print(f"| {name} | {d:.3f} | {d0:.3f} | {i:.3f} | {pg:.3f} | {en:.3f} | {iou:.3f} | "
               f"{check.final_correlation:.3f} | {'pass' if check.passed else 'FAIL'} | "
               f"{seconds:.4f} |", flush=True)
+    for name in ("Occlusion", "GradCAM"):
+        if name in rows:
+            beats = all(m < r for m, r in zip(rows[name], rows["random map"], strict=True))
+            print(f"{name} beats the random map on every metric (black-fill column aside): "
+                  f"{'yes' if beats else 'NO'}")
     print(f"\nMissing methods: {', '.join(missing) if missing else 'none'}")
     print(f"Total {time.perf_counter() - wall:.0f} s")
 

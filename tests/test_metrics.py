@@ -345,3 +345,41 @@ class TestRandomizationCheck:
             metrics.randomization_check(functional_model, 3, x)
         with pytest.raises(ValueError, match="bound"):
             metrics.randomization_check(functional_model, _edges, x, bound=0)
+
+
+class TestWithKerasvizExplainers:
+    def test_gradcam_class_passes_on_the_trained_model(self, shipped, shapes_data):
+        from kerasviz.attribution import GradCAM
+
+        x, y = shapes_data
+        # Randomising the head and the last conv block is enough to lose the map.
+        result = metrics.randomization_check(shipped("shapes_cnn"), GradCAM, x[:2], y[:2],
+                                             layers=["predictions", "conv4"],
+                                             explainer_kwargs={"layer": "conv4"})
+        assert result.layers == ["predictions", "conv4"]
+        assert result.passed and result.final_correlation < 0.5
+
+    def test_nested_and_sequential_models_are_copied_not_changed(self, nested_model,
+                                                                 sequential_no_input):
+        x = np.random.default_rng(11).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+        path = "mobilenetv2_0.35_32/Conv1"
+        assert inspect.find_layer(nested_model, path) is not None
+        before = [v.copy() for v in nested_model.get_weights()]
+        seen = []
+
+        def probe(model, images, targets):
+            seen.append([inspect.find_layer(model, ref).get_weights()[0].copy()
+                         for ref in ("predictions", path)])
+            return metrics.edge_map(images)
+
+        result = metrics.randomization_check(nested_model, probe, x,
+                                             layers=["predictions", path])
+        assert result.layers == ["predictions", path]
+        for a, b in zip(before, nested_model.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        (head0, conv0), (head1, conv1), (head2, conv2) = seen
+        assert not np.array_equal(head1, head0) and np.array_equal(conv1, conv0)
+        assert np.array_equal(head2, head1) and not np.array_equal(conv2, conv0)
+        x16 = x[:, :16, :16]
+        seq = metrics.randomization_check(sequential_no_input, _edges, x16, layers=["conv1"])
+        assert seq.layers == ["conv1"] and not seq.passed
