@@ -159,6 +159,11 @@ class FeatureExtractor:
                              f"Received: data.shape={arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"`data` is an empty batch. Received: data.shape={arr.shape}")
+        expected = inspect.input_shape(self.model)
+        if any(want is not None and got != want
+               for got, want in zip(arr.shape[1:], expected, strict=True)):
+            raise ValueError(f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
+                             f"for model {self.model.name!r}. Received: data.shape={arr.shape}")
         bar = _compute.progress_bar(arr.shape[0], progress)
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.

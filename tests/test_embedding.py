@@ -71,6 +71,14 @@ class TestExtraction:
             np.testing.assert_allclose(r, results[0], atol=1e-6)
         assert results[0].shape == (7, 8 * 8 * 6)
 
+    def test_a_layer_inside_a_nested_backbone(self, nested_model):
+        x = np.random.default_rng(2).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+        path = f"{nested_model.layers[1].name}/block_16_project"
+        maps = np.asarray(inspect.submodel(nested_model, [path])(x, training=False)[0])
+        vectors = embedding.features(nested_model, x, layer=path, reduce="gap")
+        np.testing.assert_allclose(vectors, maps.mean(axis=(1, 2)), atol=1e-5)
+        assert embedding.features(nested_model, x).shape == (3, 1280)  # gap of out_relu
+
     def test_single_image_and_uint8(self, linear_model, x4):
         one = embedding.features(linear_model, x4[2])
         assert one.shape == (32,)
@@ -129,8 +137,8 @@ class TestExtraction:
             embedding.FeatureExtractor(linear_model, reduce="mean")
         with pytest.raises(KeyError, match="conv"):
             embedding.FeatureExtractor(linear_model, layer="convv")
-        with pytest.raises(ValueError, match=r"data.*\(N, 4, 4, 1\)"):
-            embedding.features(linear_model, np.zeros((2, 5, 5, 1)))
+        with pytest.raises(ValueError, match=r"\(N, 4, 4, 1\).*data.shape=\(200, 5, 5, 1\)"):
+            embedding.features(linear_model, np.zeros((200, 5, 5, 1)))
         with pytest.raises(ValueError, match="rank"):
             embedding.features(linear_model, np.zeros((4, 4)))
         with pytest.raises(ValueError, match="infinite"):
@@ -424,6 +432,7 @@ def test_streaming_memory_stays_flat():
     assert peaks[20_000] - peaks[2_000] < 60, peaks
 
 
+@pytest.mark.slow  # 1797 digits through the shipped CNN, KMeans and 9,000 neighbours
 def test_digits_feature_space_is_semantic(shipped):
     from kerasviz import datasets
 
