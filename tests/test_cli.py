@@ -49,3 +49,46 @@ def test_not_a_keras_model(tmp_path):
     out = run("info", str(fake))
     assert out.returncode == 2 and "could not be loaded as a Keras model" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_embed_writes_features_neighbours_and_projector(tmp_path):
+    out = run("embed", "--model", "digits_cnn", "--images", "saved_models/samples/digits",
+              "--out", str(tmp_path / "e"), "--projector", str(tmp_path / "proj"),
+              "--neighbours", "2", "--quiet")
+    assert out.returncode == 0, out.stderr
+    import numpy as np
+
+    vectors = np.load(tmp_path / "e" / "features.npy")
+    assert vectors.shape == (6, 128)
+    rows = (tmp_path / "e" / "neighbours.csv").read_text().strip().splitlines()
+    assert rows[0] == "file,rank,neighbour,distance" and len(rows) == 1 + 6 * 2
+    assert (tmp_path / "proj" / "projector_config.pbtxt").is_file()
+    assert "tensorboard --logdir" in out.stdout
+    again = run("embed", "--images", "saved_models/samples/digits", "--out",
+                str(tmp_path / "e"), "--quiet")
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_explain_writes_maps(tmp_path):
+    out = run("explain", "--model", "shapes_cnn", "--images", "saved_models/samples/shapes",
+              "--method", "gradcam", "--out", str(tmp_path / "x"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    import numpy as np
+
+    maps = sorted((tmp_path / "x").glob("*.gradcam.npy"))
+    assert len(maps) == 3 and np.load(maps[0]).shape == (64, 64)
+    assert len(list((tmp_path / "x").glob("*.gradcam.png"))) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["explain", "--images", "saved_models/samples/digits", "--method", "magic"],
+     "Unknown method 'magic'"),
+    (["explain", "--images", "nowhere/"], "no such file"),
+    (["explain", "--images", "README.md"], "not a readable image"),
+    (["embed", "--images", "saved_models/samples/digits", "--layer", "conv99"], "No layer"),
+])
+def test_bad_input_one_line(args, message, tmp_path):
+    out = run(*args, "--out", str(tmp_path / "o"))
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
