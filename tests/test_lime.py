@@ -232,3 +232,29 @@ def test_agrees_with_lime_package(shipped):
         overlaps.append(len(top_ours & top_theirs))
         assert np.corrcoef(ours.weights[0], w)[0, 1] > 0.9, i
     assert min(overlaps) >= 2 and sum(overlaps) >= 5, overlaps
+
+
+class TestPlot:
+    def test_lime_view_keeps_top_superpixels_and_greys_the_rest(self, images):
+        from kerasviz.plot import lime as plot_lime
+
+        seg = grid_segments(SIZE, SIZE, CELLS)
+        weights = np.zeros(CELLS * CELLS, np.float32)
+        weights[[3, 9]] = [2.0, 1.0]
+        weights[5] = -4.0  # negative: never shown, however large
+        assert plot_lime.top_segments(weights, k=5).tolist() == [3, 9]
+        fig, ax = plot_lime.lime_view(images[0], seg, weights, k=1, grey=0.0)
+        shown = np.asarray(ax.images[0].get_array())
+        inner = np.zeros((SIZE, SIZE), bool)
+        inner[1:3, 13:15] = True  # cell 3 without its boundary pixels
+        np.testing.assert_allclose(shown[inner], images[0][inner], atol=1e-6)
+        np.testing.assert_allclose(shown[seg != 3], 0.5)  # everything else flat grey
+        fig, ax = plot_lime.lime_overlay(images[0], seg, weights)
+        heat = np.asarray(ax.images[1].get_array())
+        np.testing.assert_array_equal(heat, weights[seg])
+        fig = plot_lime.lime_figure(images[:2], [seg, seg], [weights, weights], k=2)
+        assert len(fig.axes) == 6
+        with pytest.raises(ValueError, match="weights"):
+            plot_lime.lime_view(images[0], seg, weights[:3])
+        with pytest.raises(ValueError, match="segments"):
+            plot_lime.lime_view(images[0], seg[:4], weights)

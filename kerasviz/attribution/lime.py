@@ -389,10 +389,16 @@ class Lime(Explainer):
         step = self._step((h, w, c))
         ids = np.repeat(np.arange(n, dtype=np.int32), self.num_samples)  # (N * num_samples,)
         flat_rows = rows.reshape(n * self.num_samples, -1).astype(np.float32)
-        scores = _compute.run_batched(lambda i, r: step(*args, i, r), (ids, flat_rows),
-                                      self.batch_size, progress=self.progress,
-                                      label="LIME samples")[0]
-        scores = scores.reshape(n, self.num_samples, -1)  # (N * samples, K) -> (N, samples, K)
+        # The step's batch axis is dynamic, so the last chunk runs unpadded without a retrace.
+        total = ids.shape[0]
+        bar = _compute.progress_bar(total, self.progress, "LIME samples")
+        parts = []
+        for start, stop in _compute.padded_chunks(total, self.batch_size):
+            parts.append(np.asarray(step(*args, ids[start:stop], flat_rows[start:stop])))
+            if bar is not None:
+                bar.update(stop)
+        # (N * samples, K) -> (N, samples, K)
+        scores = np.concatenate(parts, axis=0).reshape(n, self.num_samples, -1)
         timings["model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
