@@ -235,6 +235,11 @@ class Faithfulness:
             raise ValueError(f"Expected `blur_sigma` to be None or a number > 0. "
                              f"Received: blur_sigma={blur_sigma!r}")
         self.blur_sigma = blur_sigma
+        for name, value in (("deletion_fill", deletion_fill),
+                            ("insertion_canvas", insertion_canvas)):
+            if isinstance(value, str) and value not in FILLS:
+                raise ValueError(f"Expected `{name}` to be a number, an image, or one of "
+                                 f"{FILLS}. Received: {name}={value!r}")
         self.deletion_fill = deletion_fill
         self.insertion_canvas = insertion_canvas
         self.scored = (inspect.logits_model(model) if output == "logit"
@@ -700,7 +705,7 @@ def randomization_check(model, explain, inputs, targets=None, layers: Sequence |
     fn = _explain_fn(explain, explainer_kwargs)
     if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 < bound <= 1:
         raise ValueError(f"Expected `bound` in (0, 1]. Received: bound={bound!r}")
-    batch, single = inspect.check_images(inputs, model)
+    batch, _ = inspect.check_images(inputs, model)  # results stay batched: stages x images
     num_classes = inspect.num_outputs(model)
     resolved = inspect.check_targets(targets, batch.shape[0], num_classes)
     if resolved is None:
@@ -735,7 +740,6 @@ def randomization_check(model, explain, inputs, targets=None, layers: Sequence |
         ssims.append(ssim(original, current))
     rho = np.stack(rhos)  # (L, N)
     final = float(np.mean(np.abs(rho[-1])))
-    del single  # maps stay batched: stages x images
     return SanityResult(layers=top_down, spearman=rho, ssim=np.stack(ssims),
                         original=original, randomized=np.stack(maps), bound=float(bound),
                         passed=final < bound)

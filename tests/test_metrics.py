@@ -146,7 +146,9 @@ class TestDeletionInsertion:
         with pytest.raises(ValueError, match="steps"):
             metrics.Faithfulness(model, steps=65).deletion(images, np.zeros((3, H, W)))
         with pytest.raises(ValueError, match="deletion_fill"):
-            metrics.Faithfulness(model, deletion_fill="zeros").deletion(
+            metrics.Faithfulness(model, deletion_fill="zeros")
+        with pytest.raises(ValueError, match="deletion_fill"):
+            metrics.Faithfulness(model, deletion_fill=np.zeros((3, 3))).deletion(
                 images, np.zeros((3, H, W)))
         with pytest.raises(ValueError, match="insertion_canvas"):
             metrics.Faithfulness(model, insertion_canvas=np.zeros((4, 4))).insertion(
