@@ -140,9 +140,10 @@ class ActivationMaximization:
     jitter, scale and rotation to the image with TensorFlow ops inside the compiled step
     (transformation robustness, Olah et al. 2017), adds total-variation and L2 penalties,
     and takes an Adam step; the image is optionally blurred every ``blur_every`` steps
-    (Yosinski et al. 2015). The image is ``sigmoid(params)`` mapped to ``value_range``, either
-    per pixel or through a Fourier, colour-decorrelated parameterisation
-    (``parameterization="fourier"``).
+    (Yosinski et al. 2015). With ``parameterization="pixel"`` the pixels are optimised
+    directly (step ``learning_rate`` times the range width) and clipped to ``value_range``;
+    with ``"fourier"`` the image is the inverse FFT of a spectrum scaled by ``1/f``, mapped
+    from a luminance/opponent-colour basis to RGB and squashed into range by a sigmoid.
 
     Randomness (start and transforms) is keyed on ``(seed, position of the unit in the list)``,
     so results do not depend on ``batch_size``.
@@ -151,7 +152,8 @@ class ActivationMaximization:
         model: a Keras image model.
         layer: the layer whose units are maximised; ``None`` for class logits.
         steps: optimisation steps (capped by ``$KERASVIZ_MAX_STEPS``).
-        learning_rate: Adam step size in parameter space.
+        learning_rate: Adam step: a fraction of the value range per step for "pixel", a step
+            in spectrum units for "fourier".
         value_range: ``(low, high)`` of the model's inputs.
         jitter: maximum shift in pixels (0 = off).
         scale: ``(low, high)`` random zoom factors, or ``None``.
@@ -294,6 +296,7 @@ class ActivationMaximization:
         h, w, c = self.image_shape
         low, high = self.value_range
         basis = tf.constant(_opponent_basis(c))
+        radius = 0
         fourier = self.parameterization == "fourier"
         if fourier:
             fy = np.fft.fftfreq(h)[:, None]
@@ -318,10 +321,9 @@ class ActivationMaximization:
                 spec = tf.complex(params[..., 0], params[..., 1]) * tf.cast(
                     spectrum_scale, tf.complex64)
                 pix = tf.transpose(tf.signal.irfft2d(spec, fft_length=[h, w]), (0, 2, 3, 1))
-            else:
-                pix = params  # (B, h, w, C)
-            pix = tf.einsum("bhwk,kc->bhwc", pix, basis)
-            return low + (high - low) * tf.sigmoid(pix)
+                pix = tf.einsum("bhwk,kc->bhwc", pix, basis)  # decorrelated -> RGB
+                return low + (high - low) * tf.sigmoid(pix)
+            return params  # (B, h, w, C): the pixels themselves, kept in range by clipping
 
         def transform(x, rand):
             # rand: (B, 4) uniform in [-1, 1] -> angle, zoom, dx, dy for each image
@@ -375,10 +377,16 @@ class ActivationMaximization:
             m1 = beta1 * m1 + (1 - beta1) * grad
             m2 = beta2 * m2 + (1 - beta2) * grad * grad
             update = (m1 / (1 - beta1 ** tf_t)) / (tf.sqrt(m2 / (1 - beta2 ** tf_t)) + eps)
-            params = params - lr * update  # Adam descent on the loss = ascent on the score
+            # Adam descent on the loss = ascent on the score
+            if fourier:
+                params = params - lr * update
+            else:
+                params = tf.clip_by_value(params - lr * span * update, low, high)
             if sigma > 0 and not fourier:
                 def blurred():
-                    return tf.nn.depthwise_conv2d(params, blur_kernel, [1, 1, 1, 1], "SAME")
+                    pad = tf.pad(params, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                                 mode="REFLECT")
+                    return tf.nn.depthwise_conv2d(pad, blur_kernel, [1, 1, 1, 1], "VALID")
                 params = tf.cond(tf.equal((t + 1) % self.blur_every, 0), blurred,
                                  lambda: params)
             return params, m1, m2, score
@@ -393,12 +401,14 @@ class ActivationMaximization:
             out[:, i] = rng.uniform(-1.0, 1.0, (steps, 4))
         return out
 
-    def maximize(self, units) -> np.ndarray:
+    def maximize(self, units, start=None) -> np.ndarray:
         """Optimise one image per unit.
 
         Args:
             units: a unit or a list of units: ints (channels, Dense units or classes) or
                 ``(y, x, c)`` neurons of a conv layer. A list may mix both kinds.
+            start: optional starting images ``(N, H, W, C)`` in ``value_range``, one per unit
+                (``parameterization="pixel"`` only); default: grey plus seeded noise of 1 %.
 
         Returns:
             Images ``(N, H, W, C)`` float32 in ``value_range``, one per unit, in order.
@@ -413,6 +423,14 @@ class ActivationMaximization:
 
         masks = self.unit_masks(units)
         n = len(masks)
+        if start is not None:
+            if self.parameterization != "pixel":
+                raise ValueError("`start` images need parameterization='pixel'. Received: "
+                                 f"parameterization={self.parameterization!r}")
+            start, _ = inspect.check_images(start, self.model, "start", self.value_range)
+            if len(start) != n:
+                raise ValueError(f"Expected one `start` image per unit ({n}). "
+                                 f"Received: start.shape={start.shape}")
         steps = max_steps(self.steps)
         keys = np.arange(n)
         if self._step is None:
@@ -422,10 +440,13 @@ class ActivationMaximization:
         bar = _compute.progress_bar(steps * len(chunks), self.progress,
                                     f"activation maximization: {n} units, {steps} steps")
         images = []
-        for done, (start, stop) in enumerate(chunks):
-            k = _compute.pad_to(keys[start:stop], size)
-            m = tf.constant(_compute.pad_to(masks[start:stop], size))
-            params = tf.constant(self._init_params(k))
+        for done, (start_i, stop) in enumerate(chunks):
+            k = _compute.pad_to(keys[start_i:stop], size)
+            m = tf.constant(_compute.pad_to(masks[start_i:stop], size))
+            if start is None:
+                params = tf.constant(self._init_params(k))
+            else:
+                params = tf.constant(_compute.pad_to(start[start_i:stop], size))
             rand = self._randoms(k, steps)
             m1 = tf.zeros_like(params)
             m2 = tf.zeros_like(params)
@@ -434,7 +455,7 @@ class ActivationMaximization:
                                                tf.constant(t, tf.int32))
                 if bar is not None:
                     bar.update(done * steps + t + 1)
-            images.append(np.asarray(self._to_image(params))[: stop - start])
+            images.append(np.asarray(self._to_image(params))[: stop - start_i])
         return np.concatenate(images, axis=0).astype(np.float32)
 
     def _init_params(self, keys: np.ndarray) -> np.ndarray:
@@ -445,5 +466,6 @@ class ActivationMaximization:
             if self.parameterization == "fourier":
                 out.append(rng.normal(0, 0.01, (c, h, w // 2 + 1, 2)))
             else:
-                out.append(rng.normal(0, 0.01, (h, w, c)))
+                mid, span = sum(self.value_range) / 2, self.value_range[1] - self.value_range[0]
+                out.append(mid + span * rng.normal(0, 0.01, (h, w, c)))
         return np.asarray(out, np.float32)

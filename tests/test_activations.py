@@ -1,0 +1,268 @@
+"""kerasviz.activations: feature maps against direct calls, maximization against closed forms."""
+
+import numpy as np
+import pytest
+
+from kerasviz import activations as ka
+
+QUIET = {"progress": False}
+NO_TRANSFORMS = {"jitter": 0, "rotate": 0, "scale": None, "tv": 0.0}
+
+
+def _images(shape, n=3, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, (n, *shape)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ feature maps
+
+
+def test_functional_equals_direct_submodel(keras, functional_model):
+    x = _images((16, 16, 3))
+    maps = ka.activations(functional_model, x, ["conv1", "conv2"], batch_size=2)
+    assert list(maps) == ["conv1", "conv2"]
+    for name in ("conv1", "conv2"):
+        direct = keras.Model(functional_model.input,
+                             functional_model.get_layer(name).output)(x)
+        np.testing.assert_allclose(maps[name], np.asarray(direct), rtol=1e-5, atol=1e-5)
+        assert maps[name].dtype == np.float32
+
+
+@pytest.mark.parametrize("fixture", ["sequential_model", "sequential_no_input"])
+def test_sequential_equals_layer_by_layer(request, fixture):
+    model = request.getfixturevalue(fixture)
+    x = _images((16, 16, 3), n=2)
+    maps = ka.activations(model, x, ["conv1", "pool1", "conv2"])
+    h = x
+    expected = {}
+    for layer in model.layers:
+        h = layer(h)
+        expected[layer.name] = np.asarray(h)
+    for name in ("conv1", "pool1", "conv2"):
+        np.testing.assert_allclose(maps[name], expected[name], rtol=1e-5, atol=1e-5)
+
+
+def test_nested_backbone_equals_inner_model(keras, nested_model):
+    from kerasviz import inspect
+
+    base = nested_model.layers[1]
+    path = f"{base.name}/block_1_expand_relu"
+    x = _images((32, 32, 3), n=2)
+    maps = ka.activations(nested_model, x, [path, "gap"])
+    inner = keras.Model(base.input, base.get_layer("block_1_expand_relu").output)
+    np.testing.assert_allclose(maps[path], np.asarray(inner(x)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(maps["gap"], np.asarray(base(x)).mean(axis=(1, 2)),
+                               rtol=1e-4, atol=1e-4)
+    assert inspect.find_layer(nested_model, path).name == "block_1_expand_relu"
+
+
+def test_keys_batches_and_single_image(functional_model):
+    x = _images((16, 16, 3), n=5)
+    by_index = ka.activations(functional_model, x, [1, "conv2"], batch_size=2)
+    assert list(by_index) == ["conv1", "conv2"]  # an index is keyed by the layer's path
+    whole = ka.activations(functional_model, x, "conv2", batch_size=5)["conv2"]
+    np.testing.assert_allclose(by_index["conv2"], whole, rtol=1e-5, atol=1e-6)
+    one = ka.activations(functional_model, x[0], "conv2")["conv2"]
+    assert one.shape == whole.shape[1:]
+    np.testing.assert_allclose(one, whole[0], rtol=1e-5, atol=1e-6)
+
+
+def test_activation_errors(functional_model):
+    x = _images((16, 16, 3))
+    with pytest.raises(KeyError, match="conv1"):
+        ka.activations(functional_model, x, "conv9")
+    with pytest.raises(ValueError, match="at least one"):
+        ka.activations(functional_model, x, [])
+    with pytest.raises(ValueError, match="shape"):
+        ka.activations(functional_model, _images((8, 8, 3)), "conv1")
+
+
+def test_top_channels():
+    maps = np.zeros((2, 2, 2, 4), np.float32)
+    maps[0, ..., 2] = 3.0
+    maps[0, 0, 0, 1] = 4.0  # mean 1
+    maps[1, ..., 0] = 2.0
+    idx, val = ka.top_channels(maps, k=2)
+    np.testing.assert_array_equal(idx, [[2, 1], [0, 1]])  # ties keep channel order
+    np.testing.assert_allclose(val, [[3.0, 1.0], [2.0, 0.0]])
+    idx1, _ = ka.top_channels(maps[0], k=1)
+    np.testing.assert_array_equal(idx1, [2])
+    with pytest.raises(ValueError, match="k"):
+        ka.top_channels(maps, k=5)
+
+
+# ------------------------------------------------------------------ maximization
+
+
+@pytest.fixture(scope="module")
+def linear_model(keras):
+    """x (8, 8, 1) -> one 8x8 linear filter (a single number) and a 3x3 conv map."""
+    rng = np.random.default_rng(3)
+    inputs = keras.Input((8, 8, 1))
+    whole = keras.layers.Conv2D(1, 8, use_bias=False, name="whole")(inputs)
+    local = keras.layers.Conv2D(2, 3, use_bias=False, name="local")(inputs)
+    out = keras.layers.Concatenate()([keras.layers.Flatten()(whole),
+                                      keras.layers.Flatten()(local)])
+    model = keras.Model(inputs, out, name="linear")
+    w = rng.choice([-1.0, 1.0], size=(8, 8, 1, 1)) * rng.uniform(0.5, 1.0, (8, 8, 1, 1))
+    model.get_layer("whole").set_weights([w.astype(np.float32)])
+    model.get_layer("local").set_weights([rng.normal(size=(3, 3, 1, 2)).astype(np.float32)])
+    return model, w[..., 0, 0]
+
+
+def test_linear_unit_moves_towards_sign_of_weights(linear_model):
+    model, w = linear_model
+    am = ka.ActivationMaximization(model, "whole", steps=60, **NO_TRANSFORMS, **QUIET)
+    img = am.maximize([0])
+    np.testing.assert_array_equal(np.sign(img[0, :, :, 0] - 0.5), np.sign(w))
+    best = float(np.sum(np.maximum(w, 0)))  # the maximum over [0, 1] images
+    start = float(np.sum(w * 0.5))
+    value = float(am.unit_values(img, [0])[0])
+    assert value >= start + 0.8 * (best - start)  # at least 80 % of the way to the optimum
+
+
+def test_neuron_changes_only_its_receptive_field(linear_model):
+    model, _ = linear_model
+    am = ka.ActivationMaximization(model, "local", steps=30, **NO_TRANSFORMS, **QUIET)
+    img = am.maximize([(2, 4, 1)])[0, :, :, 0]  # neuron at row 2, column 4 sees rows 2-4, 4-6
+    k = np.asarray(model.get_layer("local").kernel)[:, :, 0, 1]
+    field = np.zeros((8, 8), bool)
+    field[2:5, 4:7] = True
+    assert np.all(np.abs(img[~field] - 0.5) < 0.05)  # the random start, untouched
+    np.testing.assert_array_equal(np.sign(img[field] - 0.5), np.sign(k).ravel())
+
+
+def test_fourier_parameterization_reaches_the_optimum(linear_model):
+    model, w = linear_model
+    start, best = float(np.sum(w * 0.5)), float(np.sum(np.maximum(w, 0)))
+    for parameterization in ("pixel", "fourier"):
+        am = ka.ActivationMaximization(model, "whole", steps=40, **NO_TRANSFORMS, **QUIET,
+                                       parameterization=parameterization)
+        value = float(am.unit_values(am.maximize(0), [0])[0])
+        assert value >= start + 0.75 * (best - start), parameterization
+
+
+def test_default_transforms_on_a_smooth_unit(keras):
+    """Jitter, scale, rotation and TV keep a smooth pattern: left half bright, right half dark."""
+    inputs = keras.Input((16, 16, 1))
+    out = keras.layers.Conv2D(1, 16, use_bias=False, name="halves")(inputs)
+    model = keras.Model(inputs, out)
+    w = np.ones((16, 16), np.float32)
+    w[:, 8:] = -1.0
+    model.get_layer("halves").set_weights([w[:, :, None, None]])
+    for parameterization in ("pixel", "fourier"):
+        am = ka.ActivationMaximization(model, "halves", steps=40, **QUIET,
+                                       parameterization=parameterization)
+        img = am.maximize(0)[0, :, :, 0]
+        assert img[:, :6].mean() > 0.75 and img[:, 10:].mean() < 0.25, parameterization
+
+
+def test_batched_equals_unbatched_and_seeded(functional_model):
+    units = [0, 3, (2, 2, 1), 5]
+    settings = dict(steps=8, blur_sigma=0.5, blur_every=2, **QUIET)
+    together = ka.ActivationMaximization(functional_model, "conv2", batch_size=4, **settings)
+    one_by_one = ka.ActivationMaximization(functional_model, "conv2", batch_size=1, **settings)
+    a = together.maximize(units)
+    b = one_by_one.maximize(units)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    again = together.maximize(units)
+    np.testing.assert_array_equal(a, again)
+    other = ka.ActivationMaximization(functional_model, "conv2", seed=1, **settings)
+    assert np.abs(other.maximize(units) - a).max() > 1e-3
+
+
+def test_class_logit_through_logits_view(keras):
+    """A softmax head: the logit (not the probability) of class 1 is maximised."""
+    rng = np.random.default_rng(5)
+    inputs = keras.Input((6, 6, 1))
+    out = keras.layers.Dense(2, activation="softmax", name="predictions")(
+        keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, out)
+    w = rng.normal(size=(36, 2)).astype(np.float32)
+    model.get_layer("predictions").set_weights([w, np.zeros(2, np.float32)])
+    am = ka.ActivationMaximization(model, None, steps=40, **NO_TRANSFORMS, **QUIET)
+    img = am.maximize([1])
+    np.testing.assert_array_equal(np.sign(img.ravel() - 0.5), np.sign(w[:, 1]))
+    logit = am.unit_values(img, [1])[0]
+    np.testing.assert_allclose(logit, img.reshape(1, -1) @ w[:, 1], rtol=1e-5)
+    best, start = np.maximum(w[:, 1], 0).sum(), 0.5 * w[:, 1].sum()
+    assert logit >= start + 0.75 * (best - start)
+    assert model.get_layer("predictions").activation.__name__ == "softmax"  # model untouched
+    with pytest.raises(ValueError, match="2 channels"):
+        am.maximize([2])
+
+
+def test_step_cap_from_environment(monkeypatch, linear_model):
+    model, _ = linear_model
+    one = ka.ActivationMaximization(model, "whole", steps=1, **QUIET).maximize([0])
+    monkeypatch.setenv(ka.MAX_STEPS_ENV, "1")
+    capped = ka.ActivationMaximization(model, "whole", steps=500, **QUIET).maximize([0])
+    np.testing.assert_array_equal(one, capped)
+
+
+def test_bad_units_and_settings(functional_model):
+    am = ka.ActivationMaximization(functional_model, "conv2", steps=2, **QUIET)
+    with pytest.raises(ValueError, match="Unit 6 is out of range.*6 channels"):
+        am.maximize([6])
+    with pytest.raises(ValueError, match="Neuron"):
+        am.maximize([(8, 0, 0)])
+    with pytest.raises(TypeError, match="unit"):
+        am.maximize([True])
+    with pytest.raises(TypeError, match="int"):
+        am.maximize(["a"])
+    with pytest.raises(ValueError, match="parameterization"):
+        ka.ActivationMaximization(functional_model, "conv2", parameterization="cppn")
+    with pytest.raises(ValueError, match="value_range"):
+        ka.ActivationMaximization(functional_model, "conv2", value_range=(1, 0))
+    with pytest.raises(KeyError):
+        ka.ActivationMaximization(functional_model, "conv7")
+
+
+@pytest.mark.slow
+def test_reaches_tf_keras_vis_activation_in_same_steps(keras, functional_model):
+    """Same units, start images and steps, no regularisers or transforms on either side."""
+    pytest.importorskip("tf_keras_vis", reason="tf-keras-vis is the independent reference")
+    import tensorflow as tf
+    from tf_keras_vis.activation_maximization import ActivationMaximization as Reference
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    steps, units = 32, [0, 1, 2, 3]
+    ours = ka.ActivationMaximization(functional_model, "conv2", steps=steps, learning_rate=0.25,
+                                     **NO_TRANSFORMS, **QUIET)
+    seeds = np.concatenate([np.asarray(tf.random.stateless_uniform((1, 16, 16, 3), (0, u)))
+                            for u in units])
+    mine = ours.unit_values(ours.maximize(units, start=seeds), units)
+    conv2 = functional_model.get_layer("conv2").output
+    scored = keras.Model(functional_model.inputs,
+                         keras.layers.GlobalAveragePooling2D()(conv2))
+    reference = Reference(scored, clone=False)
+    theirs = []
+    for unit in units:
+        img = reference(CategoricalScore(unit), seed_input=tf.constant(seeds[unit:unit + 1]),
+                        input_range=(0.0, 1.0), steps=steps, input_modifiers=[], regularizers=[])
+        theirs.append(float(ours.unit_values(np.asarray(img, np.float32), [unit])[0]))
+    assert np.all(mine >= np.asarray(theirs)), (mine, theirs)
+
+
+def test_plots(functional_model, tmp_path):
+    from kerasviz import plot
+
+    x = _images((16, 16, 3), n=1)
+    maps = ka.activations(functional_model, x, "conv1")["conv1"][0]
+    fig = plot.activation_grid(maps, channels=[2, 0], shared_scale=True, title="conv1")
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == 2
+    np.testing.assert_array_equal(tiles[0].images[0].get_array(), maps[..., 2])
+    lo, hi = tiles[1].images[0].get_clim()
+    assert (lo, hi) == (float(maps[..., [2, 0]].min()), float(maps[..., [2, 0]].max()))
+    fig2 = plot.activation_grid(maps, shared_scale=False)
+    assert fig2.axes[0].images[0].get_clim() == (float(maps[..., 0].min()),
+                                                 float(maps[..., 0].max()))
+    fig3, ax = plot.activation_overlay(x[0], maps[..., 0])
+    assert len(ax.images) == 2
+    gallery = plot.maximization_gallery(np.repeat(x, 3, axis=0), ["a", "b", "c"])
+    assert [ax.get_xlabel() for ax in gallery.axes if ax.images] == ["a", "b", "c"]
+    plot.save(gallery, tmp_path / "g.png")
+    with pytest.raises(ValueError, match="labels"):
+        plot.maximization_gallery(np.repeat(x, 3, axis=0), ["a"])
+    with pytest.raises(ValueError, match="channels"):
+        plot.activation_grid(maps, channels=[9])
