@@ -193,6 +193,8 @@ class FeatureExtractor:
                 f"(images, labels, ids). Received: element_spec={spec}"
             )
         rank = image_spec.shape.rank
+        count = int(data.cardinality())
+        total = count if rank == 3 and count >= 0 else None  # images, when known upfront
         if rank == 4:
             data = data.unbatch()  # re-batch at our size, so the graph is traced once
         elif rank != 3:
@@ -201,7 +203,7 @@ class FeatureExtractor:
                 f"Received: element_spec={spec}"
             )
         data = data.batch(self.batch_size).prefetch(1)
-        bar = _compute.progress_bar(None, progress)
+        bar = _compute.progress_bar(total, progress)
         columns: list[list[np.ndarray]] = [[] for _ in range(arity)]
         seen = 0
         for element in data:
@@ -213,6 +215,8 @@ class FeatureExtractor:
             seen += batch.shape[0]
             if bar is not None:
                 bar.update(seen)
+        if bar is not None and total is None:
+            bar.update(seen, finalize=True)
         if not seen:
             raise ValueError("`data` is an empty tf.data.Dataset.")
         out = [np.concatenate(c, axis=0) for c in columns]
