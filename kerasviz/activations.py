@@ -408,7 +408,8 @@ class ActivationMaximization:
             units: a unit or a list of units: ints (channels, Dense units or classes) or
                 ``(y, x, c)`` neurons of a conv layer. A list may mix both kinds.
             start: optional starting images ``(N, H, W, C)`` in ``value_range``, one per unit
-                (``parameterization="pixel"`` only); default: grey plus seeded noise of 1 %.
+                (``parameterization="pixel"`` only); default: grey plus seeded noise (10 % of the
+                range).
 
         Returns:
             Images ``(N, H, W, C)`` float32 in ``value_range``, one per unit, in order.
@@ -467,5 +468,7 @@ class ActivationMaximization:
                 out.append(rng.normal(0, 0.01, (c, h, w // 2 + 1, 2)))
             else:
                 mid, span = sum(self.value_range) / 2, self.value_range[1] - self.value_range[0]
-                out.append(mid + span * rng.normal(0, 0.01, (h, w, c)))
+                # 10 % noise: a ReLU unit that is silent on a flat grey image gets a gradient
+                noise = rng.normal(0, 0.1, (h, w, c))
+                out.append(np.clip(mid + span * noise, *self.value_range))
         return np.asarray(out, np.float32)

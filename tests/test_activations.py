@@ -123,11 +123,12 @@ def test_linear_unit_moves_towards_sign_of_weights(linear_model):
 def test_neuron_changes_only_its_receptive_field(linear_model):
     model, _ = linear_model
     am = ka.ActivationMaximization(model, "local", steps=30, **NO_TRANSFORMS, **QUIET)
-    img = am.maximize([(2, 4, 1)])[0, :, :, 0]  # neuron at row 2, column 4 sees rows 2-4, 4-6
+    grey = np.full((1, 8, 8, 1), 0.5, np.float32)
+    img = am.maximize([(2, 4, 1)], start=grey)[0, :, :, 0]  # sees rows 2-4, columns 4-6
     k = np.asarray(model.get_layer("local").kernel)[:, :, 0, 1]
     field = np.zeros((8, 8), bool)
     field[2:5, 4:7] = True
-    assert np.all(np.abs(img[~field] - 0.5) < 0.05)  # the random start, untouched
+    assert np.all(img[~field] == 0.5)  # the start, untouched
     np.testing.assert_array_equal(np.sign(img[field] - 0.5), np.sign(k).ravel())
 
 
@@ -215,6 +216,13 @@ def test_bad_units_and_settings(functional_model):
         ka.ActivationMaximization(functional_model, "conv2", value_range=(1, 0))
     with pytest.raises(KeyError):
         ka.ActivationMaximization(functional_model, "conv7")
+    with pytest.raises(ValueError, match="one `start` image per unit"):
+        am.maximize([0, 1], start=np.full((1, 16, 16, 3), 0.5, np.float32))
+    with pytest.raises(ValueError, match=r"values in \[0.0, 1.0\]"):
+        am.maximize([0], start=np.full((1, 16, 16, 3), 2.0, np.float32))
+    fourier = ka.ActivationMaximization(functional_model, "conv2", parameterization="fourier")
+    with pytest.raises(ValueError, match="pixel"):
+        fourier.maximize([0], start=np.full((1, 16, 16, 3), 0.5, np.float32))
 
 
 @pytest.mark.slow

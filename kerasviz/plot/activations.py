@@ -47,7 +47,9 @@ def activation_grid(maps: np.ndarray, channels=None, shared_scale: bool = True, 
         ax.set_title(f"{ch}: {tile.mean():.2f}", fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.tight_layout()
     return fig
 
 
@@ -112,5 +114,7 @@ def maximization_gallery(images: np.ndarray, labels=None, cols: int = 8, size: f
             ax.set_xlabel(str(labels[i]), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.tight_layout()
     return fig

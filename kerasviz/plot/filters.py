@@ -24,7 +24,7 @@ def _indices(n: int, indices, name: str) -> np.ndarray:
 
 
 def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmetric: bool = True,
-                 cols: int = 8, size: float = 1.0, labels: bool = True):
+                 cols: int = 8, size: float = 1.0, labels: bool = True, title: str | None = None):
     """One tile per filter: colour for 3 input channels, grey for 1 (AlexNet's first layer view).
 
     Args:
@@ -35,6 +35,7 @@ def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmet
         cols: tiles per row.
         size: inches per tile.
         labels: write the filter index and its L2 norm under each tile.
+        title: a figure title.
 
     Returns:
         A matplotlib ``Figure``.
@@ -58,13 +59,14 @@ def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmet
                   interpolation="nearest")
         if labels:
             ax.set_title(f"{i}  |w|={norm[j]:.2f}", fontsize=6)
-    fig.tight_layout()
+    _finish(fig, title)
     return fig
 
 
 def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | None = None,
                 page: int = 0, per_page: int = 16, max_channels: int = 16,
-                scale: str = "layer", symmetric: bool = True, size: float = 0.6):
+                scale: str = "layer", symmetric: bool = True, size: float = 0.6,
+                title: str | None = None):
     """Rows = filters, columns = input channels: one greyscale ``kh x kw`` tile each.
 
     A wide layer stays legible: choose ``filters`` explicitly, or sort them by kernel norm
@@ -83,6 +85,7 @@ def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | No
         scale: ``"layer"`` or ``"filter"`` (see `kerasviz.filters.normalize`).
         symmetric: grey = 0, white positive, black negative (default).
         size: inches per tile.
+        title: a figure title.
 
     Returns:
         A matplotlib ``Figure``.
@@ -115,5 +118,13 @@ def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | No
         axes[r, 0].set_yticks([])
         axes[r, 0].set_ylabel(f"f{i}\n{norm[i]:.2f}", fontsize=6, rotation=0, labelpad=14,
                               va="center")
-    fig.tight_layout(pad=0.3)
+    _finish(fig, title)
     return fig
+
+
+def _finish(fig, title: str | None) -> None:
+    if title:
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96))
+    else:
+        fig.tight_layout(pad=0.3)
