@@ -143,20 +143,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    """Explain images with one method; write each map as .npy and as a PNG overlay."""
+    """Explain images with one method; write each map as .npy and as a PNG overlay.
+
+    Streams the files in batches (`kerasviz.jobs.explain_folder`): an interrupted run started
+    again with the same arguments resumes where it stopped.
+    """
     _quiet_tf()
-    import json
+    from kerasviz import attribution, jobs
 
-    import numpy as np
-
-    from kerasviz import attribution, inspect, plot
-
-    _quiet(args)
+    quiet = _quiet(args)
     attribution.check_method(args.method)
+    for item in args.images:
+        if not Path(item).exists():
+            raise UsageError(f"--images: no such file or folder: {item}")
     model, card = _load_model(args.model)
-    images, files = _images(args, model, card)
-    out = Path(args.out)
-    _fresh_dir(out, args.force)
     settings = {}
     if args.method == "occlusion":
         if args.patch is not None:
@@ -165,28 +165,26 @@ def cmd_explain(args) -> int:
             settings["stride"] = args.stride
     elif args.patch is not None or args.stride is not None:
         raise UsageError("--patch and --stride apply to --method occlusion only")
-    explainer = attribution.create(args.method, model, **settings)
     targets = None
     if args.targets is not None:
-        targets = [int(t) for t in _csv(args.targets)]
+        try:
+            targets = [int(t) for t in _csv(args.targets)]
+        except ValueError:
+            raise UsageError(f"--targets: expected integers, got {args.targets!r}") from None
         targets = targets[0] if len(targets) == 1 else targets
-    names = card.get("class_names") or [str(i) for i in range(inspect.num_outputs(model))]
-    out.mkdir(parents=True, exist_ok=True)
-    probs = model.predict(images, verbose=0)
-    resolved = inspect.check_targets(targets, len(images), probs.shape[1])
-    if resolved is None:
-        resolved = np.argmax(probs, axis=-1)
-    maps = explainer.explain(images, resolved)
-    with open(out / "manifest.jsonl", "w") as manifest:
-        for f, img, m, t, p in zip(files, images, maps, resolved, probs, strict=True):
-            stem = Path(f).stem
-            np.save(out / f"{stem}.{args.method}.npy", m)
-            fig, _ = plot.overlay(img, m, title=f"{stem}: {names[int(t)]} ({p[int(t)]:.3f})")
-            plot.save(fig, out / f"{stem}.{args.method}.png")
-            manifest.write(json.dumps({"file": str(f), "target": int(t),
-                                       "class": names[int(t)], "score": float(p[int(t)]),
-                                       "method": args.method, "settings": settings}) + "\n")
-    print(f"explain: {len(files)} maps in {out.resolve()}")
+    prep = card.get("preprocessing", {})
+    try:
+        result = jobs.explain_folder(
+            model, args.images, method=args.method, out=args.out, batch_size=args.batch_size,
+            targets=targets, settings=settings, class_names=card.get("class_names"),
+            scale=prep.get("scale", 1 / 255) if args.scale is None else args.scale,
+            offset=prep.get("offset", 0.0) if args.offset is None else args.offset,
+            overwrite=args.force, progress=not quiet)
+    except FileExistsError as err:
+        raise UsageError(f"--out: {err}".replace("overwrite=True (--force)", "--force")
+                         .replace("out: ", "", 1)) from None
+    resumed = f" ({result.skipped} done before)" if result.skipped else ""
+    print(f"explain: {result.total} maps in {Path(args.out).resolve()}{resumed}")
     return 0
 
 
@@ -294,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, help="occlusion stride in pixels")
     p.add_argument("--targets", help="class index, or one per image, comma-separated "
                    "(default: each image's top class)")
-    p.add_argument("--out", default="kerasviz-explain", help="output folder")
+    p.add_argument("--batch-size", type=int, default=32, help="images read, explained and "
+                   "written together (default 32); bounds memory")
+    p.add_argument("--out", default="kerasviz-explain", help="output folder; a folder holding "
+                   "the same job is resumed, --force starts again")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("embed", help="feature vectors, nearest neighbours, projector export")

@@ -1,0 +1,476 @@
+"""Dataset-level jobs: explain a folder of images of any size, resumably, in bounded memory.
+
+`explain_folder` (the command ``kerasviz explain``) streams the image files in batches of
+``batch_size``: each batch is read from disk (the next one is read while the current one is
+explained), explained, and written out before the next batch is touched, so memory does not
+grow with the number of images. For each image it writes
+
+* ``OUT/<name>.<method>.npy``: the float32 ``(H, W)`` map;
+* ``OUT/<name>.<method>.png``: the map over the image (blue-white-red for signed maps, a
+  blue-to-red ramp otherwise);
+* one line of ``OUT/manifest.jsonl``: the file, the target class, the model's score for it,
+  the method and its settings.
+
+``<name>`` is the file's path below the folder it was found in, without its suffix (so
+sub-folders per class are kept). ``OUT/job.json`` records what the job computes (method,
+settings, model name and weight fingerprint, input scaling, targets).
+
+Every file is written to a temporary name and moved into place with ``os.replace``, and an
+image counts as finished only when its manifest line is complete, so a job that is killed
+(even with SIGKILL) leaves finished images, at most one torn manifest line and stray temporary
+files. Started again on the same folder, it drops the torn line and the temporary files, skips
+finished images and recomputes the rest; batches are the same fixed slices of the sorted file
+list as in an uninterrupted run, so the final folder is byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerasviz import _compute, imageio, inspect
+
+MANIFEST = "manifest.jsonl"
+JOB = "job.json"
+TMP_SUFFIX = ".kvtmp"
+
+
+@dataclass
+class JobResult:
+    """What a job did.
+
+    Attributes:
+        out: the output folder.
+        total: images in the job.
+        written: images explained and written by this run.
+        skipped: images already finished by an earlier run (resumed).
+        seconds: wall time of this run.
+    """
+
+    out: Path
+    total: int
+    written: int
+    skipped: int
+    seconds: float
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def inventory(images) -> tuple[list[Path], list[str]]:
+    """The image files of ``images`` (files or folders, see `kerasviz.imageio.list_images`) and
+    a unique output name for each: its path below the folder given, without suffix.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: no image files; two files that would get the same output name.
+
+    >>> files, names = inventory("saved_models/samples/shapes")
+    >>> names
+    ['circle', 'square', 'triangle']
+    """
+    roots = [images] if isinstance(images, str | Path) else list(images)
+    files: list[Path] = []
+    names: list[str] = []
+    for root in map(Path, roots):
+        for f in imageio.list_images(root):
+            rel = f.relative_to(root) if root.is_dir() else Path(f.name)
+            files.append(f)
+            names.append(rel.with_suffix("").as_posix())
+    seen: dict[str, Path] = {}
+    for f, name in zip(files, names, strict=True):
+        if name in seen:
+            raise ValueError(f"images: {seen[name]} and {f} would both be written as "
+                             f"{name!r}; rename one or give their folder instead")
+        seen[name] = f
+    return files, names
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(file_object)`` to a temporary name, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value) -> None:
+    """``value`` as indented JSON at ``path``, atomically."""
+    data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """The complete lines of a manifest; a torn last line (a killed writer) is cut off the file.
+
+    Raises:
+        ValueError: a complete line that is not JSON (the file was edited or corrupted).
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # the writer died inside a line: drop it
+        with open(path, "r+b") as f:
+            f.truncate(end)
+        data = data[:end]
+    rows = []
+    for number, line in enumerate(data.decode().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}: line {number} is not JSON; remove the folder or pass "
+                             "overwrite=True (--force) to start again") from None
+    return rows
+
+
+def _sort_manifest(path: Path, names: list[str]) -> None:
+    """Put the manifest's lines in the order of ``names`` (as an uninterrupted run writes them)
+    when a resumed run appended some out of order; lines of other names keep their place at
+    the end."""
+    rows = read_manifest(path)
+    where = {name: i for i, name in enumerate(names)}
+    order = sorted(range(len(rows)), key=lambda k: (where.get(rows[k]["name"], len(names)), k))
+    if order != list(range(len(rows))):
+        data = "".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in order).encode()
+        _atomic_write(path, lambda f: f.write(data))
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+_SIGNED = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], np.float32)  # -, 0, +
+_RAMP = np.array([[0.0, 0.0, 0.5], [0.0, 0.3, 1.0], [0.0, 0.9, 0.9], [1.0, 0.9, 0.0],
+                  [0.9, 0.0, 0.0]], np.float32)
+
+
+def _colours(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """``values`` in [0, 1] ``(H, W)`` to RGB ``(H, W, 3)`` by linear interpolation of anchors."""
+    pos = np.clip(values, 0.0, 1.0) * (len(anchors) - 1)
+    low = np.minimum(pos.astype(np.int64), len(anchors) - 2)
+    frac = (pos - low)[..., None]
+    return anchors[low] * (1.0 - frac) + anchors[low + 1] * frac
+
+
+def overlay_rgb(image: np.ndarray, explanation: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The map over the image as uint8 RGB ``(H, W, 3)``: no figure, fast enough for datasets.
+
+    Signed maps (both signs present) are centred on 0 (blue negative, white 0, red positive);
+    others go from dark blue (lowest) to red (highest). The image is shown as it is when it lies
+    in [0, 1], else rescaled to its own range.
+
+    >>> overlay_rgb(np.zeros((8, 8, 1)), np.ones((8, 8))).shape
+    (8, 8, 3)
+    """
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    img = img[..., :3]
+    lo, hi = float(img.min()), float(img.max())
+    if lo < 0.0 or hi > 1.0:
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    m = np.nan_to_num(np.asarray(explanation, np.float32))
+    if m.min() < 0.0 < m.max():
+        scale = float(np.abs(m).max())
+        colour = _colours(0.5 + 0.5 * m / scale, _SIGNED)
+    else:
+        low, high = float(m.min()), float(m.max())
+        colour = _colours((m - low) / (high - low) if high > low else np.zeros_like(m), _RAMP)
+    mixed = (1.0 - alpha) * img + alpha * colour
+    return np.round(np.clip(mixed, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Progress:
+    """A one-line progress bar for a job: done/total, images per second and time left (ETA).
+
+    The rate is measured on this run's images only, so a resumed job's ETA is not flattered by
+    the images finished before. On a terminal the line is redrawn in place; otherwise a line is
+    printed at most every ``every`` seconds and at the end. Writes to stderr, so stdout stays
+    clean for results; ``KERASVIZ_QUIET`` or ``enabled=False`` silence it.
+
+    >>> bar = Progress(total=1000, done=250, label="gradcam")
+    >>> bar.update(260)  # prints e.g. "gradcam  260/1000 [##-------]  41.2 img/s  ETA 0:18"
+    """
+
+    def __init__(self, total: int, done: int = 0, label: str = "", enabled: bool = True,
+                 every: float = 10.0, stream=None):
+        import sys
+
+        self.total, self.start_done, self.label = int(total), int(done), label
+        self.enabled = enabled and not os.environ.get("KERASVIZ_QUIET") and total > done
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = every
+        self.started = time.perf_counter()
+        self.last = -1e9
+
+    def line(self, done: int) -> str:
+        elapsed = time.perf_counter() - self.started
+        new = done - self.start_done
+        rate = new / elapsed if elapsed > 0 and new > 0 else 0.0
+        left = (self.total - done) / rate if rate > 0 else float("nan")
+        width = 24
+        fill = int(width * done / max(self.total, 1))
+        eta = _clock(left) if left == left else "?"
+        return (f"{self.label}  {done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
+                f"{rate:.1f} img/s  elapsed {_clock(elapsed)}  ETA {eta}")
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        final = done >= self.total
+        if self.tty:
+            self.stream.write("\r" + self.line(done) + ("\n" if final else ""))
+        elif final or now - self.last >= self.every:
+            self.stream.write(self.line(done) + "\n")
+            self.last = now
+        self.stream.flush()
+
+
+# -- the job ----------------------------------------------------------------------------------
+
+
+def fingerprint(model) -> str:
+    """A short hash of a model's weights: a job resumes only with the same weights."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        arr = np.ascontiguousarray(w)
+        digest.update(str((arr.dtype.str, arr.shape)).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _jsonable(value):
+    """Settings as JSON values (tuples become lists, numpy scalars numbers)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"Expected `settings` of JSON values (numbers, strings, lists, dicts). "
+                    f"Received: {value!r} of type {type(value).__name__}")
+
+
+def _resolve_targets(targets, names: list[str], num_classes: int) -> list[int | None]:
+    """One target per image (``None`` = its top class)."""
+    n = len(names)
+    if targets is None:
+        return [None] * n
+    if isinstance(targets, Mapping):
+        unknown = sorted(set(targets) - set(names))
+        if unknown:
+            raise KeyError(f"`targets` names images that are not in the job: {unknown[:5]}")
+        chosen = [targets.get(name) for name in names]
+        given = [t for t in chosen if t is not None]
+        if given:
+            inspect.check_targets(given, len(given), num_classes)
+        return [None if t is None else int(t) for t in chosen]
+    arr = inspect.check_targets(targets, n, num_classes)
+    return [int(t) for t in arr]
+
+
+def _check_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> bool:
+    """Whether ``out`` holds this job already (resume); refuse a foreign or different one."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise FileExistsError(f"out: {out} exists and is not a folder")
+    job_file = out / JOB
+    if overwrite:
+        return False
+    if job_file.is_file():
+        try:
+            previous = json.loads(job_file.read_text())
+        except json.JSONDecodeError:
+            previous = None
+        if previous == spec:
+            if resume:
+                return True
+            raise FileExistsError(f"out: {out} holds this job already; resume it, or pass "
+                                  "overwrite=True (--force) to start again")
+        differs = sorted(k for k in spec if previous is None or previous.get(k) != spec[k])
+        raise FileExistsError(f"out: {out} holds a different job (differs in: "
+                              f"{', '.join(differs)}); choose another folder or pass "
+                              "overwrite=True (--force) to replace it")
+    if any(out.iterdir()):
+        raise FileExistsError(f"out: {out} exists and is not empty; pass overwrite=True "
+                              "(--force) to replace what kerasviz writes there")
+    return False
+
+
+def explain_folder(model, images, method: str = "occlusion", out="kerasviz-explain",
+                   batch_size: int = 32, targets=None, settings: Mapping | None = None,
+                   scale: float = 1 / 255, offset: float = 0.0,
+                   class_names: Sequence[str] | None = None, resume: bool = True,
+                   overwrite: bool = False, png: bool = True, progress: bool = True,
+                   strategy=None) -> JobResult:
+    """Explain every image file of a folder with one method; resumable and in bounded memory.
+
+    Args:
+        model: the Keras classifier.
+        images: a folder (searched recursively), an image file, or a list of them.
+        method: a method name of `kerasviz.attribution.METHODS` (``"occlusion"``, ``"gradcam"``,
+            ``"saliency"``, ``"lime"``, ...).
+        out: the output folder (see the module docstring for what is written there).
+        batch_size: images read, explained and written together; bounds memory. The explainer
+            gets the same ``batch_size`` unless ``settings`` sets it.
+        targets: ``None`` (each image's top class), one class for all, one per image in the
+            order of `inventory`, or a dict from output name to class (others: top class).
+        settings: keyword settings of the explainer, over `kerasviz.attribution.create`'s
+            defaults for the image size.
+        scale, offset: 8-bit pixels ``v`` become ``v * scale + offset`` (the model's range).
+        class_names: names for the manifest's ``class`` field (default: the indices).
+        resume: when ``out`` holds this same job (same method, settings, model weights,
+            scaling, targets), skip its finished images; ``False`` refuses such a folder.
+        overwrite: start again in an existing folder, whatever it holds (files of ours are
+            replaced; other files are left alone).
+        png: also write the PNG overlays.
+        progress: a progress bar with the images per second and the time left.
+        strategy: a ``tf.distribute.Strategy`` that splits each batch across its replicas
+            (several GPUs, a TPU); see `kerasviz.attribution._base.Explainer`.
+
+    Returns:
+        A `JobResult`.
+
+    Raises:
+        KeyError: an unknown method.
+        ValueError: bad settings or targets, an unreadable image file, a model that does not
+            take fixed-size image inputs.
+        FileExistsError: ``out`` is not empty and holds no job, or a different job, and
+            ``overwrite`` is False.
+
+    >>> result = explain_folder(model, "photos/", "gradcam", out="maps", batch_size=64)
+    >>> result.written + result.skipped == result.total
+    True
+    """
+    from kerasviz import attribution
+
+    start_time = time.perf_counter()
+    attribution.check_method(method)
+    batch_size = inspect.check_positive_int(batch_size, "batch_size")
+    shape = inspect.input_shape(model)
+    if len(shape) != 3 or shape[0] is None or shape[1] is None:
+        raise ValueError(f"Expected a model with fixed-size image inputs (H, W, C). Received: "
+                         f"input shape {shape}")
+    chosen = dict(attribution.default_settings(method, shape))
+    chosen.update(settings or {})
+    chosen.setdefault("batch_size", batch_size)
+    settings_json = _jsonable(chosen)
+    files, names = inventory(images)
+    num_classes = inspect.num_outputs(model)
+    wanted = _resolve_targets(targets, names, num_classes)
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"Expected {num_classes} `class_names` (one per class). Received "
+                         f"{len(class_names)}")
+    labels = [str(c) for c in class_names] if class_names else [
+        str(i) for i in range(num_classes)]
+    spec = {"kind": "explain", "method": method, "settings": settings_json,
+            "model": {"name": model.name, "weights": fingerprint(model)},
+            "scale": float(scale), "offset": float(offset),
+            "targets": _jsonable(targets)}
+
+    out = Path(out)
+    resuming = _check_out(out, spec, resume, overwrite)
+    extra = {} if strategy is None else {"strategy": strategy}
+    explainer = attribution.create(method, model, **chosen, **extra)
+    out.mkdir(parents=True, exist_ok=True)
+    for stray in out.rglob(f"*{TMP_SUFFIX}"):  # left by a killed run
+        stray.unlink()
+    manifest_path = out / MANIFEST
+    suffix = f".{method}"
+    rows = read_manifest(manifest_path) if resuming else []
+    kept = [r for r in rows if (out / f"{r['name']}{suffix}.npy").is_file()
+            and (not png or (out / f"{r['name']}{suffix}.png").is_file())]
+    if not resuming or len(kept) < len(rows):  # start afresh, or forget maps deleted since
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
+        _atomic_write(manifest_path, lambda f: f.write(data))
+    write_json(out / JOB, spec)
+    finished = {r["name"] for r in kept}
+
+    forward = _compute.distribute(_compute.compiled_forward(model), explainer.strategy,
+                                  rows=batch_size)
+    h, w, c = (int(s) for s in shape)
+    batches = [(s, e) for s, e in _compute.padded_chunks(len(files), batch_size)
+               if any(names[i] not in finished for i in range(s, e))]
+    skipped = sum(name in finished for name in names)
+    bar = Progress(len(files), skipped, f"explain {method}", enabled=progress)
+
+    def load(span):
+        s, e = span
+        return np.stack([imageio.load_image(files[i], (h, w), c, scale, offset)
+                         for i in range(s, e)])
+
+    written = 0
+    with ThreadPoolExecutor(max_workers=1) as reader, open(manifest_path, "ab") as manifest:
+        pending = reader.submit(load, batches[0]) if batches else None
+        for k, (s, e) in enumerate(batches):
+            batch = pending.result()
+            pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
+            scores = _compute.run_batched(forward, (batch,), batch_size)[0]  # (B, K)
+            picked = np.array([wanted[i] if wanted[i] is not None else int(np.argmax(scores[j]))
+                               for j, i in enumerate(range(s, e))], np.int32)
+            maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
+            lines = []
+            for j, i in enumerate(range(s, e)):
+                name = names[i]
+                if name in finished:
+                    continue
+                target = int(picked[j])
+                base = out / f"{name}{suffix}"
+                _atomic_write(base.with_name(base.name + ".npy"),
+                              lambda f, m=maps[j]: np.save(f, m))
+                if png:
+                    data = _png_bytes(overlay_rgb(batch[j], maps[j]))
+                    _atomic_write(base.with_name(base.name + ".png"),
+                                  lambda f, d=data: f.write(d))
+                lines.append(json.dumps({
+                    "file": str(files[i]), "name": name, "target": target,
+                    "class": labels[target], "score": float(scores[j, target]),
+                    "method": method, "settings": settings_json,
+                }, sort_keys=True) + "\n")
+            # One write per batch; a kill inside it leaves a torn line that a restart drops.
+            manifest.write("".join(lines).encode())
+            manifest.flush()
+            os.fsync(manifest.fileno())
+            written += len(lines)
+            bar.update(skipped + written)
+    if resuming:
+        _sort_manifest(manifest_path, names)
+    return JobResult(out, len(files), written, skipped, time.perf_counter() - start_time)

@@ -1,0 +1,247 @@
+"""The dataset job: streamed, written atomically, resumed after SIGKILL to the same bytes."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasviz import attribution, jobs
+from kerasviz.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 16
+
+
+def tiny_model():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def write_images(folder: Path, n: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        sub = folder / ("a" if i % 3 else "b")  # class sub-folders are kept in the names
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
+            sub / f"img{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, model):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def cli(*args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-m", "kerasviz.cli", "explain", *args],
+                            env=env, cwd=ROOT, **kwargs)
+
+
+def read_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / jobs.MANIFEST).read_text().splitlines()]
+
+
+def manifest_lines(folder: Path) -> int:
+    try:
+        return (folder / jobs.MANIFEST).read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+class TestOutputs:
+    def test_maps_scores_and_manifest_equal_direct_computation(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 7)
+        result = jobs.explain_folder(model, images, "occlusion", tmp_path / "out", batch_size=3,
+                                     settings={"patch": 4, "stride": 2}, progress=False,
+                                     class_names=["x", "y", "z"])
+        assert (result.total, result.written, result.skipped) == (7, 7, 0)
+        files, names = jobs.inventory(images)
+        assert names[0] == "a/img0001" and names[-1] == "b/img0006"  # sorted path order
+        batch = np.stack([np.asarray(Image.open(f).convert("RGB"), np.float32) / 255
+                          for f in files])
+        probs = model.predict(batch, verbose=0)
+        # The job's explainer is `create`'s, with its defaults for the size (e.g. the output).
+        expected = attribution.create("occlusion", model, patch=4, stride=2).explain(batch)
+        rows = read_rows(tmp_path / "out")
+        assert [r["name"] for r in rows] == names
+        for i, (row, name) in enumerate(zip(rows, names, strict=True)):
+            got = np.load(tmp_path / "out" / f"{name}.occlusion.npy")
+            assert got.dtype == np.float32 and got.shape == (SIZE, SIZE)
+            np.testing.assert_allclose(got, expected[i], atol=1e-6)
+            assert row["target"] == int(probs[i].argmax())
+            assert row["class"] == "xyz"[row["target"]]
+            assert row["score"] == pytest.approx(float(probs[i].max()), abs=1e-6)
+            assert row["settings"]["patch"] == 4 and row["method"] == "occlusion"
+            with Image.open(tmp_path / "out" / f"{name}.occlusion.png") as png:
+                assert png.size == (SIZE, SIZE) and png.mode == "RGB"
+
+    def test_targets_per_image_and_by_name(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 4)
+        _, names = jobs.inventory(images)
+        jobs.explain_folder(model, images, "saliency", tmp_path / "o1", batch_size=3,
+                            targets=[2, 1, 0, 2], progress=False)
+        rows = read_rows(tmp_path / "o1")
+        assert [r["target"] for r in rows] == [2, 1, 0, 2]
+        jobs.explain_folder(model, images, "saliency", tmp_path / "o2", batch_size=3,
+                            targets={names[1]: 2}, progress=False)
+        rows = read_rows(tmp_path / "o2")
+        assert rows[1]["target"] == 2
+        with pytest.raises(ValueError, match="out of range"):
+            jobs.explain_folder(model, images, "saliency", tmp_path / "o3", targets=7)
+        with pytest.raises(KeyError, match="not in the job"):
+            jobs.explain_folder(model, images, "saliency", tmp_path / "o4", targets={"zz": 1})
+
+    def test_overlay_colours_closed_form(self):
+        image = np.zeros((2, 2, 1), np.float32)
+        signed = np.array([[1.0, -1.0], [0.0, 0.5]], np.float32)
+        rgb = jobs.overlay_rgb(image, signed, alpha=1.0)
+        assert rgb[0, 0].tolist() == [255, 0, 0]  # +max: red
+        assert rgb[0, 1].tolist() == [0, 0, 255]  # -max: blue
+        assert rgb[1, 0].tolist() == [255, 255, 255]  # 0: white
+        assert rgb[1, 1].tolist() == [255, 128, 128]  # half way from white to red
+        half = jobs.overlay_rgb(np.ones((1, 1, 3)), np.zeros((1, 1)), alpha=0.5)
+        assert half[0, 0].tolist() == [128, 128, 191]  # (white + dark blue) / 2
+
+
+class TestResume:
+    def test_sigkill_then_restart_gives_the_uninterrupted_bytes(self, tmp_path, model,
+                                                                model_file, capsys):
+        images = write_images(tmp_path / "in", 120, seed=1)
+        args = ["--model", str(model_file), "--images", str(images), "--method", "occlusion",
+                "--patch", "2", "--stride", "1", "--batch-size", "8", "--quiet"]
+        # Uninterrupted reference through the Python twin, in this process.
+        jobs.explain_folder(model, [str(images)], "occlusion", tmp_path / "ref", batch_size=8,
+                            settings={"patch": 2, "stride": 1}, progress=False)
+        out = tmp_path / "out"
+        proc = cli(*args, "--out", str(out), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 240
+        while manifest_lines(out) < 16 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate()
+        assert proc.returncode == -signal.SIGKILL, stderr
+        done_at_kill = manifest_lines(out)
+        assert 16 <= done_at_kill < 120, done_at_kill  # killed mid-run
+        # The restart runs in this process (one TensorFlow start-up less).
+        assert main(["explain", *args, "--out", str(out)]) == 0
+        assert "done before" in capsys.readouterr().out
+        assert snapshot(out) == snapshot(tmp_path / "ref")
+
+    def test_torn_manifest_stray_temp_and_lost_map_are_repaired(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 9)
+        run = dict(method="gradcam", batch_size=4, progress=False)
+        jobs.explain_folder(model, images, out=tmp_path / "ref", **run)
+        out = tmp_path / "out"
+        jobs.explain_folder(model, images, out=out, **run)
+        _, names = jobs.inventory(images)
+        data = (out / jobs.MANIFEST).read_bytes()
+        lines = data.splitlines(keepends=True)
+        # A kill while writing the third batch's line, a temp file of a map being written,
+        # and a finished map deleted by hand.
+        (out / jobs.MANIFEST).write_bytes(b"".join(lines[:8]) + lines[8][:20])
+        (out / f"{names[8]}.gradcam.npy").unlink()
+        last = Path(names[8])
+        (out / last.parent / f".{last.name}.gradcam.npy.123{jobs.TMP_SUFFIX}").write_bytes(b"x")
+        (out / f"{names[2]}.gradcam.png").unlink()
+        result = jobs.explain_folder(model, images, out=out, **run)
+        assert (result.skipped, result.written) == (7, 2)
+        assert snapshot(out) == snapshot(tmp_path / "ref")
+
+    def test_resume_with_new_images_adds_only_those(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 4)
+        jobs.explain_folder(model, images, "saliency", tmp_path / "out", progress=False)
+        write_images(tmp_path / "more", 6)  # img0004, img0005 are new names
+        for f in (tmp_path / "more").rglob("img000[45].png"):
+            target = images / f.relative_to(tmp_path / "more")
+            target.write_bytes(f.read_bytes())
+        result = jobs.explain_folder(model, images, "saliency", tmp_path / "out",
+                                     progress=False)
+        assert (result.total, result.skipped, result.written) == (6, 4, 2)
+
+
+class TestRefusals:
+    def test_foreign_or_different_folder_refused(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 2)
+        foreign = tmp_path / "foreign"
+        foreign.mkdir()
+        (foreign / "notes.txt").write_text("mine")
+        with pytest.raises(FileExistsError, match="not empty"):
+            jobs.explain_folder(model, images, "saliency", foreign)
+        jobs.explain_folder(model, images, "saliency", foreign, overwrite=True, progress=False)
+        assert (foreign / "notes.txt").read_text() == "mine"  # only our files are replaced
+        with pytest.raises(FileExistsError, match="differs in: method"):
+            jobs.explain_folder(model, images, "gradcam", foreign)
+        with pytest.raises(FileExistsError, match="holds this job"):
+            jobs.explain_folder(model, images, "saliency", foreign, resume=False)
+        keras.utils.set_random_seed(9)
+        other = keras.models.clone_model(model)  # same graph, other weights
+        with pytest.raises(FileExistsError, match="model"):
+            jobs.explain_folder(other, images, "saliency", foreign)
+
+    def test_bad_arguments_named(self, tmp_path, model):
+        images = write_images(tmp_path / "in", 2)
+        with pytest.raises(KeyError, match="Unknown method"):
+            jobs.explain_folder(model, images, "magic", tmp_path / "o")
+        with pytest.raises(ValueError, match="batch_size"):
+            jobs.explain_folder(model, images, "saliency", tmp_path / "o", batch_size=0)
+        with pytest.raises(FileNotFoundError):
+            jobs.explain_folder(model, tmp_path / "nowhere", "saliency", tmp_path / "o")
+        with pytest.raises(TypeError, match="settings"):
+            jobs.explain_folder(model, images, "saliency", tmp_path / "o",
+                                settings={"output": object()})
+        (tmp_path / "dup").mkdir()
+        for ext in ("png", "jpg"):
+            Image.new("RGB", (SIZE, SIZE)).save(tmp_path / "dup" / f"same.{ext}")
+        with pytest.raises(ValueError, match="same"):
+            jobs.explain_folder(model, tmp_path / "dup", "saliency", tmp_path / "o")
+
+    def test_cli_refuses_foreign_folder_in_one_line(self, tmp_path, model_file, capsys):
+        images = write_images(tmp_path / "in", 1)
+        (tmp_path / "foreign").mkdir()
+        (tmp_path / "foreign" / "x.txt").write_text("x")
+        args = ["explain", "--model", str(model_file), "--images", str(images), "--quiet"]
+        assert main([*args, "--out", str(tmp_path / "foreign")]) == 2
+        stderr = capsys.readouterr().err
+        assert "--force" in stderr and len(stderr.strip().splitlines()) == 1
+        assert main([*args, "--out", str(tmp_path / "o"), "--batch-size", "0"]) == 2
+        assert "batch_size" in capsys.readouterr().err
+        assert main([*args, "--out", str(tmp_path / "o"), "--force"]) == 0
+
+
+def test_progress_line_has_rate_and_eta(monkeypatch):
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    stream = io.StringIO()
+    bar = jobs.Progress(total=100, done=40, label="job", every=0.0, stream=stream)
+    bar.started -= 2.0  # 2 s for 10 new images: 5 img/s, 50 left: 10 s
+    bar.update(50)
+    line = stream.getvalue()
+    assert "50/100" in line and "5.0 img/s" in line and "ETA 0:10" in line, line
