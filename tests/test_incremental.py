@@ -223,3 +223,8 @@ def test_layer_times_cover_every_layer(sequential_model):
 def test_bad_settings(sequential_model, name, value):
     with pytest.raises(ValueError, match=name):
         IncrementalOcclusion(sequential_model, **{name: value})
+
+
+def test_mode_other_than_incremental_is_refused(sequential_model):
+    with pytest.raises(ValueError, match="mode"):
+        IncrementalOcclusion(sequential_model, mode="full")

@@ -578,16 +578,22 @@ class IncrementalOcclusion(Occlusion):
 
     Args:
         model: a Keras image classifier (Functional, Sequential or nested).
-        patch, stride, fill, output, batch_size, jit_compile, blur_sigma: as in `Occlusion`.
+        patch: patch size, an int or ``(h, w)`` (as in `Occlusion`).
+        stride: step between patches (as in `Occlusion`).
         full_threshold: a layer whose window covers at least this fraction of its map is
-            computed in full (with every layer after it); in ``(0, 1]``. Around 0.5 is fastest
-            on CPU (gathers and pastes cost more than the positions they save beyond that).
+            computed in full (with every layer after it); in ``(0, 1]``. On VGG16 at 224 px
+            (CPU) 0.5 was as fast as any value measured (``benchmarks/incremental.py``):
+            past it, the gathers and pastes around a window cost about what it saves.
         projective_threshold: approximate. ``None`` (exact) or ``tau`` in ``(0, 1]``: a window
             may not grow beyond ``tau`` of its map along an axis; what lies beyond is taken
             from the clean map.
         adaptive: approximate. ``None`` (exact) or a fraction in ``(0, 1]``: score every other
             row and column of the patch grid, interpolate the rest, and score exactly only that
             fraction of the interpolated positions (those with the largest change).
+        mode: ``"incremental"`` (accepted so that ``Occlusion(..., mode="incremental")`` can
+            hand its arguments over).
+        **settings: the other arguments of `Occlusion` (``fill``, ``output``, ``batch_size``,
+            ``jit_compile``, ``blur_sigma``). The incremental step runs on one device.
 
     Attributes:
         notices: one line per layer that made the rest of the graph fall back to full
@@ -599,12 +605,14 @@ class IncrementalOcclusion(Occlusion):
     (2, 64, 64)
     """
 
-    def __init__(self, model, patch=16, stride=None, fill="mean", output: str = "probability",
-                 batch_size: int = 32, jit_compile: bool = False,
-                 blur_sigma: float | None = None, full_threshold: float = 0.5,
-                 projective_threshold: float | None = None, adaptive: float | None = None):
-        super().__init__(model, patch=patch, stride=stride, fill=fill, output=output,
-                         batch_size=batch_size, jit_compile=jit_compile, blur_sigma=blur_sigma)
+    def __init__(self, model, patch=16, stride=None, *, full_threshold: float = 0.5,
+                 projective_threshold: float | None = None, adaptive: float | None = None,
+                 mode: str = "incremental", **settings):
+        if mode != "incremental":
+            raise ValueError(f"Expected `mode` 'incremental' for IncrementalOcclusion (use "
+                             f"Occlusion for full re-inference). Received: mode={mode!r}")
+        super().__init__(model, patch=patch, stride=stride, **settings)
+        self.mode = "incremental"
         self.full_threshold = _fraction(full_threshold, "full_threshold")
         self.projective_threshold = (None if projective_threshold is None
                                      else _fraction(projective_threshold, "projective_threshold"))
