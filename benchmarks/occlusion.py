@@ -50,6 +50,7 @@ from _common import (  # noqa: E402
     peak_rss,
     print_table,
     quiet,
+    rss_bytes,
     sample_images,
 )
 
@@ -195,8 +196,9 @@ def memory_probe(batch_size):
     image = sample_images(1, 224, (-1.0, 1.0), seed=7)
     model(image, training=False)
     occ = Occlusion(model, patch=32, stride=16, fill=0.0, batch_size=batch_size)
+    before = rss_bytes()
     _, peak = peak_rss(lambda: occ.explain(image, 0))
-    print(json.dumps({"batch_size": batch_size, "peak_bytes": peak}))
+    print(json.dumps({"batch_size": batch_size, "before": before, "peak": before + peak}))
 
 
 def memory_table(batch_sizes):
@@ -206,16 +208,16 @@ def memory_table(batch_sizes):
                               str(bs)], capture_output=True, text=True, check=False)
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
         if not lines:
-            rows.append([bs, "failed: " + out.stderr.strip().splitlines()[-1][:80], ""])
+            rows.append([bs, "failed: " + out.stderr.strip().splitlines()[-1][:80], "", ""])
             continue
-        peak = json.loads(lines[-1])["peak_bytes"]
+        probe = json.loads(lines[-1])
         batch_mb = bs * 224 * 224 * 3 * 4 / 2**20
-        rows.append([bs, peak / 2**20, batch_mb])
+        rows.append([bs, probe["before"] / 2**20, probe["peak"] / 2**20, batch_mb])
     stack = 169 * 224 * 224 * 3 * 4 / 2**20
     print_table(f"\nPeak memory of kerasviz Occlusion (MobileNetV2 224, 1 image, 169 positions; "
-                f"RSS increase during the first call incl. tracing, fresh process; a pre-built "
-                f"stack of all copies alone would be {stack:.0f} MB)",
-                ["batch_size", "peak RSS increase MB", "one input batch MB"], rows)
+                f"process RSS in a fresh process before and during the first call, tracing "
+                f"included; a pre-built stack of all copies alone would be {stack:.0f} MB)",
+                ["batch_size", "RSS before MB", "peak RSS MB", "one input batch MB"], rows)
 
 
 def main():
@@ -225,6 +227,8 @@ def main():
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--quick", action="store_true",
                         help="shapes_cnn only, no memory probes (a smoke run, seconds)")
+    parser.add_argument("--settings", default="mobilenet,tf-explain,shapes,memory",
+                        help="comma-separated subset of: mobilenet, tf-explain, shapes, memory")
     args = parser.parse_args()
     if args.memory_probe is not None:
         memory_probe(args.memory_probe)
@@ -246,26 +250,30 @@ def main():
         peers["xplique"] = xp
 
     agree = []
-    if args.quick:
+    settings = {"shapes"} if args.quick else set(args.settings.split(","))
+    if {"mobilenet", "tf-explain"} & settings:
+        net = mobilenetv2(224)
+        images = sample_images(2, 224, (-1.0, 1.0), seed=7)
+        targets = np.argmax(np.asarray(net(images, training=False)), axis=-1).astype(np.int32)
+    if "mobilenet" in settings:
+        agree += bench("MobileNetV2 224x224, patch 32 stride 16, fill 0 (grey), batch 32", net,
+                       images, targets, 32, 16, 0.0, 32, args.repeats,
+                       {k: v for k, v in peers.items() if k == "xplique"}, naive_rows=2, multi=2)
+    if "tf-explain" in settings:
+        # tf-explain takes [0, 255] images and greys patches with 127.5; a rescaling input
+        # layer gives every implementation the same model and the same grey (0 in MobileNetV2).
+        inputs = keras.Input((224, 224, 3))
+        wrapped = keras.Model(inputs,
+                              net(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)))
+        agree += bench("MobileNetV2 224x224 on [0, 255] inputs, patch 32 stride 32, fill 127.5",
+                       wrapped, (images + 1.0) * 127.5, targets, 32, 32, 127.5, 32,
+                       args.repeats, peers, naive_rows=0)
+    if "shapes" in settings:
         shapes_setting(args, peers, agree)
-        return
-    net = mobilenetv2(224)
-    images = sample_images(2, 224, (-1.0, 1.0), seed=7)
-    targets = np.argmax(np.asarray(net(images, training=False)), axis=-1).astype(np.int32)
-    agree += bench("MobileNetV2 224x224, patch 32 stride 16, fill 0 (grey), batch 32", net,
-                   images, targets, 32, 16, 0.0, 32, args.repeats,
-                   {k: v for k, v in peers.items() if k == "xplique"}, naive_rows=2, multi=2)
-
-    # tf-explain takes [0, 255] images and greys patches with 127.5; a rescaling input layer
-    # gives every implementation the same model and the same grey (0 inside MobileNetV2).
-    inputs = keras.Input((224, 224, 3))
-    wrapped = keras.Model(inputs, net(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)))
-    agree += bench("MobileNetV2 224x224 on [0, 255] inputs, patch 32 stride 32, fill 127.5",
-                   wrapped, (images + 1.0) * 127.5, targets, 32, 32, 127.5, 32, args.repeats,
-                   peers, naive_rows=0)
-
-    shapes_setting(args, peers, agree)
-    if not args.skip_memory:
+    if agree:
+        print_table("\nAgreement of maps once conventions are aligned",
+                    ["setting", "pair", "correlation", "max abs diff"], agree)
+    if "memory" in settings and not args.skip_memory:
         memory_table([16, 64])
 
 
@@ -277,8 +285,6 @@ def shapes_setting(args, peers, agree):
     agree += bench("shapes_cnn 64x64, patch 8 stride 4, fill 0.5, batch 64", shapes_model,
                    shape_images, shape_labels.astype(np.int32), 8, 4, 0.5, 64, 3 * args.repeats,
                    peers, naive_rows=None, multi=16)
-    print_table("\nAgreement of maps once conventions are aligned",
-                ["setting", "pair", "correlation", "max abs diff"], agree)
 
 
 if __name__ == "__main__":

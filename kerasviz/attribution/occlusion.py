@@ -132,6 +132,8 @@ class Occlusion(Explainer):
         traces: how many times the scoring function has been traced.
         last_grid: the ``(N, rows, cols)`` grid of the last `explain` call.
         last_positions: ``(tops, lefts)`` of the last `explain` call.
+        last_targets: int32 ``(N,)`` classes explained by the last call (resolved top classes
+            for ``targets=None``).
 
     >>> maps = Occlusion(model, patch=8, stride=4).explain(images)  # images (2, 64, 64, 3)
     >>> maps.shape
@@ -163,6 +165,7 @@ class Occlusion(Explainer):
         self.traces = 0
         self.last_grid: np.ndarray | None = None
         self.last_positions: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_targets: np.ndarray | None = None
         self._steps: dict[tuple, object] = {}
 
     @staticmethod
