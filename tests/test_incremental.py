@@ -126,7 +126,7 @@ def test_mobilenetv2_nested_backbone_exact(keras):
 def test_sequential_models_exact(sequential_model, sequential_no_input):
     images = _images(2, 16, 16, seed=3)
     for model in (sequential_model, sequential_no_input):
-        _exact(model, images, batch_sizes=(5,), patch=3, stride=2)
+        _exact(model, images, batch_sizes=(1, 5), patch=3, stride=2)
 
 
 def test_nested_functional_and_sequential_blocks_exact(keras):
@@ -228,3 +228,16 @@ def test_bad_settings(sequential_model, name, value):
 def test_mode_other_than_incremental_is_refused(sequential_model):
     with pytest.raises(ValueError, match="mode"):
         IncrementalOcclusion(sequential_model, mode="full")
+
+
+def test_score_of_arbitrary_positions_matches_full_kernel(residual_model):
+    images = _images(2, 30, 30, seed=8)
+    full = Occlusion(residual_model, patch=5, stride=5, output="logit")
+    inc = IncrementalOcclusion(residual_model, patch=5, stride=5, output="logit", batch_size=4)
+    tasks = np.array([[1, 0, 0], [0, 25, 3], [1, 7, 25], [0, -(2**30), 0], [0, 11, 13],
+                      [1, 25, 25]], np.int32)  # off the stride grid, borders, a reference row
+    fills = full.fills(images)
+    np.testing.assert_allclose(inc.score(images, tasks, fills), full.score(images, tasks, fills),
+                               atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="inside"):
+        inc.score(images, np.array([[0, 26, 0]], np.int32))
