@@ -23,6 +23,7 @@ from kerasviz import inspect
 from kerasviz.attribution._base import Explainer
 
 FILLS = ("mean", "blur")
+MODES = ("full", "incremental")
 NO_PATCH = -(2**30)  # a `top` that puts the patch outside the image: the unoccluded image
 
 
@@ -127,6 +128,9 @@ class Occlusion(Explainer):
         batch_size: occluded images per forward pass; bounds memory.
         jit_compile: compile the scoring function with XLA (opt-in; on CPU it is usually slower).
         blur_sigma: Gaussian sigma in pixels for ``fill="blur"``; default ``max(patch) / 2``.
+        mode: ``"full"`` re-runs the whole model for every position; ``"incremental"`` returns
+            an `IncrementalOcclusion` (same maps to float rounding, recomputing only the window
+            each patch changes; extra settings such as ``full_threshold`` go to it).
 
     Attributes:
         traces: how many times the scoring function has been traced.
@@ -140,10 +144,20 @@ class Occlusion(Explainer):
     (2, 64, 64)
     """
 
+    def __new__(cls, *args, mode: str = "full", **kwargs):
+        if mode not in MODES:
+            raise ValueError(f"Expected `mode` in {MODES}. Received: mode={mode!r}")
+        if mode == "incremental" and cls is Occlusion:
+            from kerasviz.attribution.incremental import IncrementalOcclusion
+
+            cls = IncrementalOcclusion
+        return super().__new__(cls)
+
     def __init__(self, model, patch=16, stride=None, fill="mean", output: str = "probability",
                  batch_size: int = 32, jit_compile: bool = False,
-                 blur_sigma: float | None = None):
+                 blur_sigma: float | None = None, mode: str = "full"):
         super().__init__(model, output=output, batch_size=batch_size)
+        self.mode = mode
         self.patch = inspect.pair(patch, "patch")
         if stride is None:
             stride = (max(1, self.patch[0] // 2), max(1, self.patch[1] // 2))
