@@ -241,3 +241,17 @@ def test_score_of_arbitrary_positions_matches_full_kernel(residual_model):
                                atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="inside"):
         inc.score(images, np.array([[0, 26, 0]], np.int32))
+
+
+def test_occlusion_mode_switch(residual_model):
+    images = _images(1, 30, 30, seed=10)
+    full = Occlusion(residual_model, patch=6, stride=6)
+    inc = Occlusion(residual_model, patch=6, stride=6, mode="incremental", full_threshold=0.9)
+    assert type(full) is Occlusion and full.mode == "full"
+    assert isinstance(inc, IncrementalOcclusion) and inc.mode == "incremental"
+    assert inc.full_threshold == 0.9
+    np.testing.assert_allclose(inc.explain(images), full.explain(images), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="mode"):
+        Occlusion(residual_model, mode="fast")
+    with pytest.raises(TypeError):
+        Occlusion(residual_model, mode="full", full_threshold=0.9)
