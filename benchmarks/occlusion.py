@@ -1,6 +1,12 @@
 """Occlusion sensitivity: kerasviz against a naive loop, tf-explain, Xplique and the limit.
 
-Run: ``python benchmarks/occlusion.py [--repeats 3]`` (about 3-4 minutes on 2 CPU cores).
+Run: ``python benchmarks/occlusion.py [--repeats 2] [--settings SUBSET]``, SUBSET a comma list of
+``mobilenet,tf-explain,shapes,memory`` (all by default; about 2.7 CPU-minutes: 3.8 minutes
+wall on 2 shared cores, 8 under heavy load);
+``--quick`` runs the shapes_cnn setting only (seconds).
+
+Rows of one setting are timed in turns (`_common.interleaved_times`) so they share the
+machine's load drift; on a shared machine ratios still move by about +-10% between runs.
 
 Rows, measured side by side in one run on the same model and images:
 
