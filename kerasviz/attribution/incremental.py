@@ -582,8 +582,9 @@ class IncrementalOcclusion(Occlusion):
         stride: step between patches (as in `Occlusion`).
         full_threshold: a layer whose window covers at least this fraction of its map is
             computed in full (with every layer after it); in ``(0, 1]``. On VGG16 at 224 px
-            (CPU) 0.5 was as fast as any value measured (``benchmarks/incremental.py``):
-            past it, the gathers and pastes around a window cost about what it saves.
+            (2 CPU cores) 0.3, 0.5, 0.75 and 1 timed within the machine's noise of each other
+            (``benchmarks/incremental.py``): a window over half its map saves about what its
+            gathers and pastes cost.
         projective_threshold: approximate. ``None`` (exact) or ``tau`` in ``(0, 1]``: a window
             may not grow beyond ``tau`` of its map along an axis; what lies beyond is taken
             from the clean map.
