@@ -245,3 +245,59 @@ def test_progress_line_has_rate_and_eta(monkeypatch):
     bar.update(50)
     line = stream.getvalue()
     assert "50/100" in line and "5.0 img/s" in line and "ETA 0:10" in line, line
+
+
+MEMORY_CHILD = r'''
+import json, resource, sys, tracemalloc
+from pathlib import Path
+import numpy as np
+from PIL import Image
+import keras
+from kerasviz import jobs
+
+tmp = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+for i in range(1800):
+    folder = tmp / ("small" if i < 300 else "large")
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+keras.utils.set_random_seed(0)
+inputs = keras.Input((32, 32, 3))
+x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+x = keras.layers.GlobalAveragePooling2D()(x)
+model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def run(name):
+    tracemalloc.reset_peak()
+    jobs.explain_folder(model, tmp / name, "gradcam", tmp / f"out-{name}", batch_size=50,
+                        progress=False)
+    return peak_mb(), tracemalloc.get_traced_memory()[1] / 2**20
+
+tracemalloc.start()
+jobs.explain_folder(model, sorted((tmp / "small").glob("*.png"))[:50], "gradcam",
+                    tmp / "warm", batch_size=50, progress=False)  # traces, caches, imports
+small = run("small")
+large = run("large")
+print("RESULT", json.dumps({"small": small, "large": large}))
+'''
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_number_of_images(tmp_path):
+    """300 then 1500 images (32x32x3) in one process: the peak RSS may not grow by half of what
+    holding the images would cost (1500 x 16 KiB of image and map = 23 MiB), and the
+    Python/numpy heap (tracemalloc) stays within a few batches' worth."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    figures = json.loads(lines[-1][len("RESULT "):])
+    (rss_small, heap_small), (rss_large, heap_large) = figures["small"], figures["large"]
+    assert rss_large - rss_small < 12, figures  # MiB; naive would add about 20 more
+    assert heap_large < heap_small + 3, figures  # MiB; 1500 file names and manifest rows fit
+    assert heap_large < 10, figures
