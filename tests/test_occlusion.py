@@ -237,19 +237,19 @@ def test_jit_compile_gives_the_same_maps(functional_model):
 def test_pointing_game_shapes_cnn(shipped):
     """The map's maximum lies on the object for >= 90% of 200 unseen images.
 
-    Patch 8, stride 8 keeps the test to seconds. The map is constant over each stride cell, so
-    its maximum is a plateau; a hit is a plateau that touches the object mask. Measured: 98.5%
-    (the top-left pixel of the plateau alone: 78%; shape evidence sits on the object's edges).
+    Pointing game as in Zhang et al. (2016), which counts a maximum within 15 px of the object
+    at about 224 px as a hit; we allow 2 px at 64 px (stricter), and ties at the maximum count
+    by the share of them on the object (`kerasviz.metrics.pointing_game`). Patch 8, stride 4,
+    the benchmark's setting. Measured: 0.924 (0.797 with no tolerance: shape evidence sits on
+    the object's edges, and a patch just outside an edge hides part of the object too).
     """
-    from kerasviz import datasets
+    from kerasviz import datasets, metrics
 
     model = shipped("shapes_cnn")
     images, labels, masks = datasets.shapes(200, seed=12345)
-    maps = Occlusion(model, patch=8, stride=8, fill="mean", batch_size=256).explain(
+    maps = Occlusion(model, patch=8, stride=4, fill="mean", batch_size=256).explain(
         images, labels)
-    flat = maps.reshape(len(images), -1)
-    plateau = flat >= flat.max(axis=1, keepdims=True) - 1e-7
-    hits = (plateau & masks.reshape(len(images), -1)).any(axis=1)
+    hits = metrics.pointing_game(maps, masks, tolerance=2)
     assert hits.mean() >= 0.9, hits.mean()
 
 

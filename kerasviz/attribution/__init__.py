@@ -9,6 +9,7 @@ import importlib
 
 _WHERE = {
     "Occlusion": "occlusion",
+    "IncrementalOcclusion": "incremental",
     "Saliency": "gradients",
     "GradientInput": "gradients",
     "SmoothGrad": "gradients",
@@ -54,19 +55,21 @@ METHODS = {
 def default_settings(name: str, input_shape) -> dict:
     """Settings that suit an image of ``input_shape`` ``(H, W, C)`` for method ``name``.
 
-    Occlusion uses a patch of about an eighth of the smaller side with half-patch stride;
+    Occlusion uses a patch of about a sixth of the smaller side with a quarter-patch stride;
     LIME uses a regular 8x8 grid on images under 64 px (segmenters find too few regions there)
-    and SLIC superpixels otherwise, with 500 samples.
+    and SLIC superpixels otherwise, with 500 samples. Both score logits: a confident model's
+    softmax is saturated, so hiding a part barely moves its probability and the maps come out
+    empty, while the logit still shows what the part contributed.
     """
     h, w = int(input_shape[0]), int(input_shape[1])
     if name == "occlusion":
-        patch = max(2, round(min(h, w) / 8))
-        return {"patch": patch, "stride": max(1, patch // 2)}
+        patch = max(2, round(min(h, w) / 6))
+        return {"patch": patch, "stride": max(1, patch // 4), "output": "logit"}
     if name == "lime":
         if min(h, w) < 64:
             return {"segmentation": "grid", "segmentation_args": {"cells": 8},
-                    "num_samples": 500}
-        return {"segmentation": "slic", "num_samples": 500}
+                    "num_samples": 500, "output": "logit"}
+        return {"segmentation": "slic", "num_samples": 500, "output": "logit"}
     return {}
 
 
