@@ -137,12 +137,12 @@ def read_manifest(path: Path) -> list[dict]:
 def _sort_manifest(path: Path, names: list[str]) -> None:
     """Put the manifest's lines in the order of ``names`` (as an uninterrupted run writes them)
     when a resumed run appended some out of order; lines of other names keep their place at
-    the end."""
-    rows = read_manifest(path)
+    the end. Holds the raw lines, not parsed rows."""
     where = {name: i for i, name in enumerate(names)}
-    order = sorted(range(len(rows)), key=lambda k: (where.get(rows[k]["name"], len(names)), k))
-    if order != list(range(len(rows))):
-        data = "".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in order).encode()
+    lines = Path(path).read_bytes().splitlines(keepends=True)
+    keys = [(where.get(json.loads(line)["name"], len(names)), k) for k, line in enumerate(lines)]
+    if keys != sorted(keys):
+        data = b"".join(lines[k] for _, k in sorted(keys))
         _atomic_write(path, lambda f: f.write(data))
 
 
@@ -394,6 +394,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     chosen.setdefault("batch_size", batch_size)
     settings_json = _jsonable(chosen)
     files, names = inventory(images)
+    files = [str(f) for f in files]  # a str is a fifth of a Path's memory, per image
     num_classes = inspect.num_outputs(model)
     wanted = _resolve_targets(targets, names, num_classes)
     if class_names is not None and len(class_names) != num_classes:
@@ -423,6 +424,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
         _atomic_write(manifest_path, lambda f: f.write(data))
     write_json(out / JOB, spec)
     finished = {r["name"] for r in kept}
+    del rows, kept  # only the names are needed from here on
 
     forward = _compute.distribute(_compute.compiled_forward(model), explainer.strategy,
                                   rows=batch_size)
@@ -461,7 +463,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
                     _atomic_write(base.with_name(base.name + ".png"),
                                   lambda f, d=data: f.write(d))
                 lines.append(json.dumps({
-                    "file": str(files[i]), "name": name, "target": target,
+                    "file": files[i], "name": name, "target": target,
                     "class": labels[target], "score": float(scores[j, target]),
                     "method": method, "settings": settings_json,
                 }, sort_keys=True) + "\n")
