@@ -1,0 +1,53 @@
+"""The example scripts run end to end with small settings and write what they promise."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(script, *args, timeout=300):
+    env = {**os.environ, "KERASVIZ_MAX_STEPS": "8", "KERASVIZ_QUIET": "1",
+           "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_filters_and_activations(tmp_path):
+    run_example("filters_and_activations.py", "--out", str(tmp_path), "--quick")
+    for model in ("digits_cnn", "shapes_cnn"):
+        names = {p.name for p in (tmp_path / model).glob("*.png")}
+        assert {"conv1_tiles.png", "conv2_grid.png", "max_gallery.png"} <= names
+
+
+@pytest.mark.slow
+def test_explain_methods(tmp_path):
+    run_example("explain_methods.py", "--out", str(tmp_path), "--quick")
+    for model in ("shapes_cnn", "snow_biased", "snow_fair"):
+        assert (tmp_path / f"methods_{model}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_digits_embedding(tmp_path):
+    stdout = run_example("digits_embedding.py", "--out", str(tmp_path), "--quick")
+    assert (tmp_path / "projector" / "projector_config.pbtxt").is_file()
+    assert "tensorboard --logdir" in stdout and (tmp_path / "tsne.png").is_file()
+
+
+@pytest.mark.slow
+def test_snow_shortcut(tmp_path):
+    stdout = run_example("snow_shortcut.py", "--n", "6", "--samples", "200", "--swapped", "60",
+                         "--rows", "2", "--out", str(tmp_path / "snow.png"))
+    assert (tmp_path / "snow.png").stat().st_size > 10_000
+    rows = {tuple(line.split()[:2]): line.split() for line in stdout.splitlines()
+            if line.startswith(("snow_biased", "snow_fair"))}
+    # The biased model's evidence is on the background, the fair one's LIME evidence is not.
+    assert float(rows[("snow_biased", "lime")][2]) >= 0.6
+    assert float(rows[("snow_fair", "lime")][2]) <= 0.4
