@@ -21,6 +21,24 @@ image counts as finished only when its manifest line is complete, so a job that 
 files. Started again on the same folder, it drops the torn line and the temporary files, skips
 finished images and recomputes the rest; batches are the same fixed slices of the sorted file
 list as in an uninterrupted run, so the final folder is byte for byte the same.
+
+Several GPUs or a TPU: pass a ``tf.distribute`` strategy and load the model in its scope, so
+each replica holds the weights; every compiled step then splits its rows across the replicas
+and gathers the results in input order (equal to the single-device results)::
+
+    strategy = tf.distribute.MirroredStrategy()          # all GPUs of this machine
+    # TPU: resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="")
+    #      tf.config.experimental_connect_to_cluster(resolver)
+    #      tf.tpu.experimental.initialize_tpu_system(resolver)
+    #      strategy = tf.distribute.TPUStrategy(resolver)
+    with strategy.scope():
+        model = keras.models.load_model("model.keras")
+    explain_folder(model, "photos/", "gradcam", out="maps", batch_size=64 * 8,
+                   strategy=strategy)
+
+Scale ``batch_size`` with the number of replicas (each gets ``batch_size / R`` rows). The same
+``strategy=`` argument works on every explainer and on `kerasviz.embedding.FeatureExtractor`;
+on the command line, ``kerasviz explain --strategy mirrored``.
 """
 
 from __future__ import annotations
@@ -65,9 +83,22 @@ class JobResult:
 # -- files ------------------------------------------------------------------------------------
 
 
-def inventory(images) -> tuple[list[Path], list[str]]:
-    """The image files of ``images`` (files or folders, see `kerasviz.imageio.list_images`) and
-    a unique output name for each: its path below the folder given, without suffix.
+def _walk(folder: str) -> list[str]:
+    """Image files below ``folder`` as ``str`` paths, in `kerasviz.imageio.list_images`' order
+    (sorted by path components). Strings, not ``Path`` objects: a fifth of the memory each."""
+    found = []
+    for parent, dirs, names in os.walk(folder):
+        dirs.sort()
+        found.extend(os.path.join(parent, n) for n in names
+                     if os.path.splitext(n)[1].lower() in imageio.SUFFIXES)
+    found.sort(key=lambda f: f.split(os.sep))
+    return found
+
+
+def inventory(images) -> tuple[list[str], list[str]]:
+    """The image files of ``images`` (files, or folders searched recursively for the suffixes
+    of `kerasviz.imageio.SUFFIXES`) and a unique output name for each: its path below the
+    folder given, without suffix.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -78,14 +109,22 @@ def inventory(images) -> tuple[list[Path], list[str]]:
     ['circle', 'square', 'triangle']
     """
     roots = [images] if isinstance(images, str | Path) else list(images)
-    files: list[Path] = []
+    files: list[str] = []
     names: list[str] = []
-    for root in map(Path, roots):
-        for f in imageio.list_images(root):
-            rel = f.relative_to(root) if root.is_dir() else Path(f.name)
-            files.append(f)
-            names.append(rel.with_suffix("").as_posix())
-    seen: dict[str, Path] = {}
+    for root in map(str, roots):
+        if os.path.isdir(root):
+            found = _walk(root)
+            files.extend(found)
+            names.extend(os.path.splitext(os.path.relpath(f, root))[0].replace(os.sep, "/")
+                         for f in found)
+        elif os.path.isfile(root):
+            files.append(root)
+            names.append(os.path.splitext(os.path.basename(root))[0])
+        else:
+            raise FileNotFoundError(f"images: no such file or folder: {root}")
+    if not files:
+        raise ValueError(f"images: no image files ({', '.join(imageio.SUFFIXES)}) in {roots}")
+    seen: dict[str, str] = {}
     for f, name in zip(files, names, strict=True):
         if name in seen:
             raise ValueError(f"images: {seen[name]} and {f} would both be written as "
@@ -394,7 +433,6 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     chosen.setdefault("batch_size", batch_size)
     settings_json = _jsonable(chosen)
     files, names = inventory(images)
-    files = [str(f) for f in files]  # a str is a fifth of a Path's memory, per image
     num_classes = inspect.num_outputs(model)
     wanted = _resolve_targets(targets, names, num_classes)
     if class_names is not None and len(class_names) != num_classes:

@@ -119,6 +119,17 @@ class TestOutputs:
         with pytest.raises(KeyError, match="not in the job"):
             jobs.explain_folder(model, images, "saliency", tmp_path / "o4", targets={"zz": 1})
 
+    def test_inventory_matches_list_images_order(self, tmp_path):
+        from kerasviz import imageio
+
+        for rel in ["a-b/x.png", "a/b.png", "a/c/z.jpg", "A/q.PNG", "a/notes.txt", "b.png"]:
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(b"")
+        files, names = jobs.inventory(tmp_path)
+        assert files == [str(f) for f in imageio.list_images(tmp_path)]
+        assert names == ["A/q", "a/b", "a/c/z", "a-b/x", "b"]
+        assert jobs.inventory([tmp_path / "b.png"])[1] == ["b"]
+
     def test_overlay_colours_closed_form(self):
         image = np.zeros((2, 2, 1), np.float32)
         signed = np.array([[1.0, -1.0], [0.0, 0.5]], np.float32)
