@@ -91,13 +91,9 @@ def load_images(paths, input_shape, scale: float = 1 / 255, offset: float = 0.0)
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """An image in [0, 1] (or any range, rescaled) as 8-bit, grey images squeezed to 2-D."""
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    lo, hi = float(img.min()), float(img.max())
-    if lo < 0 or hi > 1:
-        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    from kerasviz.plot._base import as_display  # the same scaling as on screen
+
+    return np.round(np.clip(as_display(image), 0, 1) * 255).astype(np.uint8)
 
 
 def save_png(image: np.ndarray, path) -> Path:

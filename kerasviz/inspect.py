@@ -475,6 +475,25 @@ def num_outputs(model) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def real_array(value, name: str) -> np.ndarray:
+    """``value`` as a numpy array of a real numeric dtype (int or float), unconverted.
+
+    Raises:
+        ValueError: it cannot be read as an array (ragged lists and the like).
+        TypeError: booleans, strings, objects, complex numbers.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # ragged lists and the like
+        raise ValueError(f"`{name}` could not be read as an array: {err}") from None
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(f"Expected `{name}` of a real numeric dtype (float or int). "
+                        f"Received: {name}.dtype={arr.dtype}")
+    return arr
+
+
 def check_images(
     inputs,
     model=None,
@@ -502,15 +521,7 @@ def check_images(
     >>> batch.shape, single
     ((1, 32, 32, 1), True)
     """
-    try:
-        arr = np.asarray(inputs)
-    except Exception as err:  # ragged lists and the like
-        raise ValueError(f"`{name}` could not be read as an array: {err}") from None
-    if arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise TypeError(f"Expected `{name}` of a real numeric dtype (float or int). "
-                        f"Received: {name}.dtype={arr.dtype}")
+    arr = real_array(inputs, name)
     if arr.ndim == 3:
         arr, single = arr[None], True
     elif arr.ndim == 4:

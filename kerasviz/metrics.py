@@ -36,15 +36,7 @@ FILLS = ("blur", "mean")
 
 def _as_maps(explanations, name: str = "explanations") -> tuple[np.ndarray, bool]:
     """``(N, H, W)`` float32 maps (a trailing axis of size 1 is dropped) and whether single."""
-    try:
-        arr = np.asarray(explanations)
-    except Exception as err:
-        raise ValueError(f"`{name}` could not be read as an array: {err}") from None
-    if arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise TypeError(f"Expected `{name}` of a real numeric dtype. Received: "
-                        f"{name}.dtype={arr.dtype}")
+    arr = inspect.real_array(explanations, name)
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
