@@ -50,7 +50,7 @@ def activations(model, inputs, layers, batch_size: int = 32) -> dict[str, np.nda
     >>> maps["conv1"].shape
     (2, 30, 30, 32)
     """
-    refs = inspect._as_refs(layers)
+    refs = inspect.as_refs(layers)
     if not refs:
         raise ValueError(f"Expected at least one layer in `layers`. Received: layers={layers!r}")
     keys = [_key(model, ref) for ref in refs]

@@ -36,7 +36,7 @@ def _keras():
     return keras
 
 
-def _is_graph_model(obj) -> bool:
+def is_graph_model(obj) -> bool:
     """True for a Functional or Sequential model whose layers we can walk."""
     keras = _keras()
     from keras.src.models.functional import Functional
@@ -79,7 +79,7 @@ def iter_layers(model, prefix: str = "") -> Iterable[tuple[str, Any]]:
     for layer in model.layers:
         path = prefix + layer.name
         yield path, layer
-        if isinstance(layer, _keras().Model) and _is_graph_model(layer):
+        if isinstance(layer, _keras().Model) and is_graph_model(layer):
             yield from iter_layers(layer, prefix=path + "/")
 
 
@@ -169,8 +169,11 @@ class _Tap:
     output: Any
 
 
-class _Replay:
-    """Walks a (possibly nested) model on new symbolic inputs and records every layer output."""
+class Replay:
+    """Walks a (possibly nested) model on new symbolic inputs and records every layer output.
+
+    Subclass it and extend ``_call`` to record more (inputs, shapes); see `replay`.
+    """
 
     def __init__(self, overrides: dict[int, Any] | None = None):
         self.overrides = overrides or {}
@@ -194,7 +197,7 @@ class _Replay:
         path = prefix + layer.name
         if id(layer) in self.overrides:
             out = self.overrides[id(layer)](*args, **kwargs)
-        elif _is_graph_model(layer):
+        elif is_graph_model(layer):
             _sequential_ready(layer)
             inner_in = args[0] if len(args) == 1 else list(args)
             out = self.run(layer, inner_in, prefix=path + "/")
@@ -212,7 +215,8 @@ class _Replay:
         return None
 
 
-def _fresh_input(model):
+def fresh_input(model):
+    """A new ``keras.Input`` shaped like the model's single input."""
     keras = _keras()
     _sequential_ready(model)
     if len(model.inputs) != 1:
@@ -224,16 +228,31 @@ def _fresh_input(model):
     return keras.Input(shape=tuple(ref.shape[1:]), dtype=ref.dtype, name="kerasviz_input")
 
 
-def _replay(model, overrides=None):
+def replay(model, overrides=None):
+    """Walk ``model`` on a fresh symbolic input, recording every layer call.
+
+    Args:
+        model: a Functional or Sequential model (nested models are walked too).
+        overrides: ``{id(layer): callable}``: call the callable instead of that layer (how the
+            logits view and guided backprop change a layer without touching the model).
+
+    Returns:
+        ``(inputs, prediction, walk)``: the new ``keras.Input``, the prediction tensor and the
+        `Replay` whose ``taps`` list every layer's path, object and output in execution order.
+
+    >>> inputs, prediction, walk = replay(model)
+    >>> walk.taps[0].path
+    'conv1'
+    """
     _check_model(model)
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         raise TypeError(
             f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
             "cannot be reached. Wrap its layers in a Functional or Sequential model."
         )
-    inputs = _fresh_input(model)
-    replay = _Replay(overrides)
-    outputs = replay.run(model, inputs)
+    inputs = fresh_input(model)
+    walk = Replay(overrides)
+    outputs = walk.run(model, inputs)
     if isinstance(outputs, list | tuple):
         if len(outputs) != 1:
             raise ValueError(
@@ -241,7 +260,7 @@ def _replay(model, overrides=None):
                 f"{len(outputs)} outputs."
             )
         outputs = outputs[0]
-    return inputs, outputs, replay
+    return inputs, outputs, walk
 
 
 def submodel(model, layers=()) -> Any:
@@ -267,15 +286,15 @@ def submodel(model, layers=()) -> Any:
     [(None, 30, 30, 32), (None, 28, 28, 32), (None, 10)]
     """
     keras = _keras()
-    refs = _as_refs(layers)
+    refs = as_refs(layers)
     targets = [find_layer(model, ref) for ref in refs]
-    inputs, prediction, replay = _replay(model)
+    inputs, prediction, walk = replay(model)
     outs = []
     for layer in targets:
         if isinstance(layer, keras.layers.InputLayer):
             outs.append(inputs)
             continue
-        out = replay.output_of(layer)
+        out = walk.output_of(layer)
         if out is None:
             raise ValueError(
                 f"Layer {layer.name!r} is not reached by a forward pass of model {model.name!r} "
@@ -285,7 +304,8 @@ def submodel(model, layers=()) -> Any:
     return keras.Model(inputs, [*outs, prediction], name=f"{model.name}_kerasviz")
 
 
-def _as_refs(layers) -> list:
+def as_refs(layers) -> list:
+    """One layer reference or a sequence of them, as a list (``None`` gives ``[]``)."""
     keras = _keras()
     if layers is None:
         return []
@@ -301,7 +321,7 @@ def flat_model(model) -> Any:
     of a Sequential or nested model.
     """
     keras = _keras()
-    inputs, prediction, _ = _replay(model)
+    inputs, prediction, _ = replay(model)
     return keras.Model(inputs, prediction, name=f"{model.name}_flat")
 
 
@@ -327,7 +347,7 @@ def _head_layer(model):
         last = model.layers[-1]
     else:
         last = model.outputs[0]._keras_history.operation
-    if _is_graph_model(last):
+    if is_graph_model(last):
         return _head_layer(last)
     return last
 
@@ -386,7 +406,7 @@ def logits_model(model) -> Any:
                 return out
 
             overrides[id(head)] = linear_clone
-    inputs, outputs, _ = _replay(model, overrides)
+    inputs, outputs, _ = replay(model, overrides)
     return keras.Model(inputs, outputs, name=f"{model.name}_logits")
 
 
@@ -415,9 +435,9 @@ def layer_table(model) -> list[LayerInfo]:
     >>> [row.name for row in layer_table(model) if row.filters]
     ['conv1', 'conv2', 'conv3', 'conv4']
     """
-    _, _, replay = _replay(model)
+    _, _, walk = replay(model)
     rows = []
-    for tap in replay.taps:
+    for tap in walk.taps:
         shape = tuple(getattr(tap.output, "shape", ()) or ())
         kind = type(tap.layer).__name__
         spatial = len(shape) == 4
@@ -630,7 +650,7 @@ _INFERENCE_IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "Spati
                        "ActivityRegularization")
 
 
-class _InputsReplay(_Replay):
+class _InputsReplay(Replay):
     """A replay that also remembers the first positional input of every layer call."""
 
     def __init__(self):
@@ -658,18 +678,18 @@ def feature_layer(model) -> str:
     """
     keras = _keras()
     _check_model(model)
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         raise TypeError(f"Model {model.name!r} is a subclassed model; pass `layer=` explicitly.")
-    replay = _InputsReplay()
-    replay.run(model, _fresh_input(model))
-    dense = [t for t in replay.taps if isinstance(t.layer, keras.layers.Dense)]
+    walk = _InputsReplay()
+    walk.run(model, fresh_input(model))
+    dense = [t for t in walk.taps if isinstance(t.layer, keras.layers.Dense)]
     if not dense:
         raise ValueError(f"Model {model.name!r} has no Dense layer; pass `layer=` to choose the "
                          "feature layer.")
     layer = dense[-1].layer
     while True:
-        tensor = replay.inputs_of.get(id(layer))
-        feeder = next((t for t in replay.taps if t.output is tensor), None)
+        tensor = walk.inputs_of.get(id(layer))
+        feeder = next((t for t in walk.taps if t.output is tensor), None)
         if feeder is None:
             raise ValueError(f"The last Dense layer {layer.name!r} of model {model.name!r} reads "
                              "the model input; pass `layer=` to choose the feature layer.")

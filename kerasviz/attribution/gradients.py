@@ -392,7 +392,7 @@ class _RuleGradients(_GradientExplainer):
                 self._twins.append((twin, lay))
                 overrides[id(lay)] = self._wrap(rule_cls(lay.activation, self.rule), twin)
         self.layer = None if layer is None else inspect.find_layer(model, layer)
-        inputs, prediction, replay = inspect._replay(self.scored, overrides)
+        inputs, prediction, replay = inspect.replay(self.scored, overrides)
         for twin, lay in self._twins:
             twin.set_weights(lay.get_weights())
         if self.layer is None:

@@ -94,7 +94,7 @@ class _Node:
     pad_value: float = 0.0
 
 
-class _Recorder(inspect._Replay):
+class _Recorder(inspect.Replay):
     """A replay that records every leaf call with its arguments (nested models are walked)."""
 
     def __init__(self):
@@ -103,7 +103,7 @@ class _Recorder(inspect._Replay):
 
     def _call(self, layer, args, kwargs, prefix):
         out = super()._call(layer, args, kwargs, prefix)
-        if not inspect._is_graph_model(layer):
+        if not inspect.is_graph_model(layer):
             self.calls.append((prefix + layer.name, layer, args, kwargs, out))
         return out
 
@@ -196,7 +196,7 @@ def call_graph(model) -> list[_Node]:
     """
     import keras
 
-    inputs = inspect._fresh_input(model)
+    inputs = inspect.fresh_input(model)
     recorder = _Recorder()
     output = recorder.run(model, inputs)
     if isinstance(output, list | tuple):
