@@ -131,6 +131,7 @@ def distribute(fn: Callable, strategy=None, split=None, rows: int = 0) -> Callab
         )
         return gathered[0] if single else gathered
 
+    call.strategy = strategy  # marks a distributed step
     return call
 
 
