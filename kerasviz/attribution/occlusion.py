@@ -128,6 +128,8 @@ class Occlusion(Explainer):
         batch_size: occluded images per forward pass; bounds memory.
         jit_compile: compile the scoring function with XLA (opt-in; on CPU it is usually slower).
         blur_sigma: Gaussian sigma in pixels for ``fill="blur"``; default ``max(patch) / 2``.
+        strategy: a ``tf.distribute.Strategy`` whose replicas share each chunk of tasks
+            (see `Explainer`).
         mode: ``"full"`` re-runs the whole model for every position; ``"incremental"`` returns
             an `IncrementalOcclusion` (same maps to float rounding, recomputing only the window
             each patch changes; extra settings such as ``full_threshold`` go to it).
@@ -155,8 +157,8 @@ class Occlusion(Explainer):
 
     def __init__(self, model, patch=16, stride=None, fill="mean", output: str = "probability",
                  batch_size: int = 32, jit_compile: bool = False,
-                 blur_sigma: float | None = None, mode: str = "full"):
-        super().__init__(model, output=output, batch_size=batch_size)
+                 blur_sigma: float | None = None, mode: str = "full", strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.mode = mode
         self.patch = inspect.pair(patch, "patch")
         if stride is None:
@@ -266,6 +268,7 @@ class Occlusion(Explainer):
             occluded = tf.where(mask, tf.gather(fills, index), tf.gather(images, index))
             return model(occluded, training=False)  # (B, K)
 
+        step = self.distributed(step, split=(2,))  # tasks split, images whole
         self._steps[key] = step
         return step
 
