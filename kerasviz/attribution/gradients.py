@@ -31,8 +31,8 @@ def _gather_scores(tf, scores, targets):
 class _GradientExplainer(Explainer):
     """Shared machinery: a compiled ``(x, t) -> (d score_t / dx, score_t)`` step, batched."""
 
-    def __init__(self, model, output: str = "logit", batch_size: int = 32):
-        super().__init__(model, output=output, batch_size=batch_size)
+    def __init__(self, model, output: str = "logit", batch_size: int = 32, strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self._step = None
 
     # Subclasses change what is differentiated (a rewired network, a channel instead of a class).
@@ -55,7 +55,7 @@ class _GradientExplainer(Explainer):
                 # Images are independent (inference mode), so d(sum)/dx is the per-image gradient.
                 return tape.gradient(score, x), score
 
-            self._step = step
+            self._step = self.distributed(step)
         return self._step
 
     def gradients(self, inputs, targets=None) -> np.ndarray:
@@ -163,8 +163,8 @@ class SmoothGrad(_GradientExplainer):
 
     def __init__(self, model, noise: float = 0.15, samples: int = 25, seed: int = 0,
                  value_range: tuple[float, float] | None = None, output: str = "logit",
-                 batch_size: int = 32):
-        super().__init__(model, output=output, batch_size=batch_size)
+                 batch_size: int = 32, strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         if isinstance(noise, bool) or not isinstance(noise, int | float) or not (
             0.0 <= noise < np.inf
         ):
@@ -247,8 +247,8 @@ class IntegratedGradients(_GradientExplainer):
     """
 
     def __init__(self, model, baseline="zeros", steps: int = 64, output: str = "logit",
-                 batch_size: int = 32):
-        super().__init__(model, output=output, batch_size=batch_size)
+                 batch_size: int = 32, strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         if isinstance(baseline, str) and baseline not in BASELINES:
             raise ValueError(f"Expected `baseline` in {BASELINES}, a number or an array. "
                              f"Received: baseline={baseline!r}")
@@ -371,8 +371,9 @@ class _RuleGradients(_GradientExplainer):
 
     rule = "guided"
 
-    def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32):
-        super().__init__(model, output=output, batch_size=batch_size)
+    def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
+                 strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         import keras
 
         rule_cls = _rule_layer_class()
@@ -432,7 +433,7 @@ class _RuleGradients(_GradientExplainer):
         resolved = inspect.check_targets(targets, batch.shape[0], self.num_units)
         if resolved is None:
             if self._forward is None:
-                self._forward = _compute.compiled_forward(self._net)
+                self._forward = self.distributed(_compute.compiled_forward(self._net))
             acts = _compute.run_batched(self._forward, (batch,), self.batch_size)[0]
             resolved = acts.max(axis=(1, 2)).argmax(axis=-1).astype(np.int32)
         return batch, resolved, single
