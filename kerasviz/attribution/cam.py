@@ -40,8 +40,8 @@ class _LayerCAM(Explainer):
     """Shared machinery: the target layer, the one-pass sub-model and the batched step."""
 
     def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
-                 align_corners: bool = False):
-        super().__init__(model, output=output, batch_size=batch_size)
+                 align_corners: bool = False, strategy=None):
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.align_corners = bool(align_corners)
         ref = inspect.last_spatial_layer(model) if layer is None else layer
         self.layer = inspect.find_layer(model, ref)
@@ -84,7 +84,7 @@ class _LayerCAM(Explainer):
                 grid = tf.nn.relu(self._weights_and_maps(tf, acts, grads))  # (B, h, w)
                 return _upsample(tf, grid, size, self.align_corners), grid
 
-            self._step = step
+            self._step = self.distributed(step)
         return self._step
 
     def _run(self, batch, targets):
@@ -200,9 +200,10 @@ class ScoreCAM(_LayerCAM):
     """
 
     def __init__(self, model, layer=None, max_channels: int | None = None,
-                 output: str = "probability", batch_size: int = 32, align_corners: bool = False):
+                 output: str = "probability", batch_size: int = 32, align_corners: bool = False,
+                 strategy=None):
         super().__init__(model, layer=layer, output=output, batch_size=batch_size,
-                         align_corners=align_corners)
+                         align_corners=align_corners, strategy=strategy)
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:
             max_channels = inspect.check_positive_int(max_channels, "max_channels")
@@ -228,13 +229,13 @@ class ScoreCAM(_LayerCAM):
                 scores = scored(x * mask[..., None], training=False)
                 return tf.gather(scores, t, axis=1, batch_dims=1)
 
-            self._mask_step = step
+            self._mask_step = self.distributed(step)
         return self._mask_step
 
     def _run(self, batch, targets):
         tf = _compute.tf()
         if self._acts_fn is None:
-            self._acts_fn = _compute.compiled_forward(self._net)
+            self._acts_fn = self.distributed(_compute.compiled_forward(self._net))
         acts, _ = _compute.run_batched(self._acts_fn, (batch,), self.batch_size)  # (N, h, w, C)
         n, channels = acts.shape[0], acts.shape[-1]
         keep = self.max_channels or channels
