@@ -229,8 +229,9 @@ class Lime(Explainer):
         seed: int | None = 0,
         output: str = "probability",
         progress: bool = False,
+        strategy=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size)
+        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         if not callable(segmentation) and segmentation not in SEGMENTATIONS:
             raise ValueError(f"Expected `segmentation` in {SEGMENTATIONS} or a callable. "
                              f"Received: segmentation={segmentation!r}")
@@ -325,6 +326,7 @@ class Lime(Explainer):
             x = tf.gather(fills, ids) + on * tf.gather(deltas, ids)  # hidden = fill
             return model(x, training=False)                         # (B, K)
 
+        step = self.distributed(step, split=(3, 4))  # samples split, images whole
         self._steps[shape] = step
         return step
 
