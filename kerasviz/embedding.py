@@ -72,6 +72,9 @@ class FeatureExtractor:
             (``h*w*c`` values), ``"gap"`` (global average, ``c`` values) or ``"max"`` (global
             max, ``c`` values). Outputs that are already ``(N, D)`` are kept as they are.
         batch_size: images per forward pass; bounds memory.
+        strategy: a ``tf.distribute.Strategy`` whose replicas share each batch
+            (``MirroredStrategy`` for several GPUs, ``TPUStrategy``); ``None``: the one
+            whose scope is active, else the default (one device).
 
     Attributes:
         layer: the path of the feature layer.
@@ -85,7 +88,8 @@ class FeatureExtractor:
     (1797, 128)
     """
 
-    def __init__(self, model, layer=None, reduce: str = "flatten", batch_size: int = 64):
+    def __init__(self, model, layer=None, reduce: str = "flatten", batch_size: int = 64,
+                 strategy=None):
         if reduce not in REDUCTIONS:
             raise ValueError(f"Expected `reduce` in {REDUCTIONS}. Received: reduce={reduce!r}")
         self.batch_size = inspect.check_positive_int(batch_size, "batch_size")
@@ -107,7 +111,10 @@ class FeatureExtractor:
         vec = _reduce_tensor(out, reduce)
         self.dim = vec.shape[-1]
         self._model = keras.Model(sub.inputs, vec, name=f"{model.name}_features")
-        self._forward = _compute.compiled_forward(self._model)
+        # Each padded batch is split across the strategy's replicas (one device: unchanged).
+        self._forward = _compute.distribute(_compute.compiled_forward(self._model),
+                                            _compute.resolve_strategy(strategy),
+                                            rows=self.batch_size)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """One padded batch through the compiled graph; returns ``(n, D)`` float32."""
