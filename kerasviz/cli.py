@@ -156,7 +156,15 @@ def cmd_explain(args) -> int:
     for item in args.images:
         if not Path(item).exists():
             raise UsageError(f"--images: no such file or folder: {item}")
-    model, card = _load_model(args.model)
+    strategy = None
+    if args.strategy == "mirrored":  # every GPU of this machine (the CPU if there is none)
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        with strategy.scope():  # weights copied to every replica
+            model, card = _load_model(args.model)
+    else:
+        model, card = _load_model(args.model)
     settings = {}
     if args.method == "occlusion":
         if args.patch is not None:
@@ -179,7 +187,7 @@ def cmd_explain(args) -> int:
             targets=targets, settings=settings, class_names=card.get("class_names"),
             scale=prep.get("scale", 1 / 255) if args.scale is None else args.scale,
             offset=prep.get("offset", 0.0) if args.offset is None else args.offset,
-            overwrite=args.force, progress=not quiet)
+            overwrite=args.force, progress=not quiet, strategy=strategy)
     except FileExistsError as err:
         raise UsageError(f"--out: {err}".replace("overwrite=True (--force)", "--force")
                          .replace("out: ", "", 1)) from None
@@ -294,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: each image's top class)")
     p.add_argument("--batch-size", type=int, default=32, help="images read, explained and "
                    "written together (default 32); bounds memory")
+    p.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                   help="mirrored: split each batch across all GPUs of this machine "
+                   "(tf.distribute.MirroredStrategy); default: one device")
     p.add_argument("--out", default="kerasviz-explain", help="output folder; a folder holding "
                    "the same job is resumed, --force starts again")
     p.set_defaults(func=cmd_explain)
