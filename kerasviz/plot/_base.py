@@ -102,6 +102,9 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, ax=None, alpha: float = 0.5,
 def image_grid(images: np.ndarray, titles=None, cols: int = 8, size: float = 1.5):
     """A grid of images ``(N, H, W, C)`` with optional titles; returns the ``Figure``."""
     images = np.asarray(images)
+    if images.ndim not in (3, 4) or images.shape[0] == 0:
+        raise ValueError("Expected `images` of shape (N, H, W) or (N, H, W, C) with N >= 1. "
+                         f"Received: images.shape={images.shape}")
     n = images.shape[0]
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
