@@ -128,8 +128,9 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"Expected `points` of shape (N, 2). Received: points.shape={pts.shape}")
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
+        raise ValueError("Expected `points` of shape (N, 2) with N >= 1. "
+                         f"Received: points.shape={pts.shape}")
     n = pts.shape[0]
     lab = None if labels is None else np.asarray(labels).reshape(-1)
     if lab is not None and lab.shape[0] != n:
@@ -190,6 +191,9 @@ def cluster_montage(images, clusters, labels=None, per_cluster: int = 8, class_n
     >>> fig = cluster_montage(x, kmeans(vectors, 10), y)
     """
     imgs = np.asarray(images)
+    if imgs.ndim not in (3, 4):
+        raise ValueError("Expected `images` of shape (N, H, W) or (N, H, W, C). "
+                         f"Received: images.shape={imgs.shape}")
     assign = np.asarray(clusters).reshape(-1)
     if imgs.shape[0] != assign.shape[0]:
         raise ValueError(f"`images` has {imgs.shape[0]} images and `clusters` "
