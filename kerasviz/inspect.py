@@ -97,8 +97,8 @@ def find_layer(model, ref) -> Any:
         The ``keras.layers.Layer``.
 
     Raises:
-        KeyError: the name or path is unknown; the message lists the closest real names.
-        IndexError: the index is out of range.
+        KeyError: the name or path is unknown (the message lists the closest real names), or
+            the index is out of range.
         TypeError: ``ref`` is of another type.
 
     >>> find_layer(model, "conv2").name
@@ -111,7 +111,7 @@ def find_layer(model, ref) -> Any:
     if isinstance(ref, int | np.integer):
         n = len(model.layers)
         if not -n <= int(ref) < n:
-            raise IndexError(
+            raise KeyError(
                 f"`layer` index {int(ref)} is out of range for model {model.name!r} with "
                 f"{n} layers (valid: {-n} to {n - 1})."
             )
@@ -553,7 +553,8 @@ def check_images(
         raise ValueError(f"`{name}` is an empty batch. Received: {name}.shape={arr.shape}")
     if min(arr.shape[1:]) == 0:
         raise ValueError(f"`{name}` has an empty axis. Received: {name}.shape={arr.shape}")
-    arr = arr.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        arr = arr.astype(np.float32, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"`{name}` contains {bad} NaN or infinite values (or values too large "

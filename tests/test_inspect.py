@@ -38,7 +38,7 @@ class TestFindLayer:
             inspect.find_layer(nested_model, "block_3_expnd")
 
     def test_bad_refs(self, functional_model, keras):
-        with pytest.raises(IndexError, match="out of range"):
+        with pytest.raises(KeyError, match="out of range"):
             inspect.find_layer(functional_model, 99)
         with pytest.raises(TypeError, match="layer"):
             inspect.find_layer(functional_model, 1.5)
@@ -189,6 +189,7 @@ class TestCheckImages:
             (np.zeros((2, 8, 8, 3)), ValueError, "Received: inputs.shape=\\(2, 8, 8, 3\\)"),
             (np.full((16, 16, 3), np.nan), ValueError, "NaN"),
             (np.full((16, 16, 3), np.inf), ValueError, "infinite"),
+            (np.full((16, 16, 3), 1e300), ValueError, "too large for float32"),
             (np.array([["a"]]), TypeError, "dtype"),
             (np.zeros((16, 16, 3), bool), TypeError, "dtype"),
             (np.zeros((16, 16, 3), complex), TypeError, "dtype"),
