@@ -30,6 +30,15 @@ def figure(rows: int, cols: int, size: float = 2.0, **kwargs):
     return fig, axes
 
 
+def finish(fig, title: str | None = None, pad: float = 1.08, top: float = 0.95) -> None:
+    """Lay ``fig`` out tightly, with ``title`` above the axes when given."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout(pad=pad, rect=(0, 0, 1, top))
+    else:
+        fig.tight_layout(pad=pad)
+
+
 def as_display(image: np.ndarray) -> np.ndarray:
     """An image ``(H, W, C)`` scaled to [0, 1] for display; one channel becomes ``(H, W)``."""
     img = np.asarray(image, dtype=np.float32)

@@ -45,11 +45,7 @@ def activation_grid(maps: np.ndarray, channels=None, shared_scale: bool = True, 
         ax = axes.flat[j]
         ax.imshow(tile, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(f"{ch}: {tile.mean():.2f}", fontsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
-    else:
-        fig.tight_layout()
+    _base.finish(fig, title)
     return fig
 
 
@@ -112,9 +108,5 @@ def maximization_gallery(images: np.ndarray, labels=None, cols: int = 8, size: f
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel(str(labels[i]), fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
-    else:
-        fig.tight_layout()
+    _base.finish(fig, title)
     return fig

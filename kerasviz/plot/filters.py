@@ -59,7 +59,7 @@ def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmet
                   interpolation="nearest")
         if labels:
             ax.set_title(f"{i}  |w|={norm[j]:.2f}", fontsize=6)
-    _finish(fig, title)
+    _base.finish(fig, title, pad=0.3, top=0.96)
     return fig
 
 
@@ -118,13 +118,7 @@ def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | No
         axes[r, 0].set_yticks([])
         axes[r, 0].set_ylabel(f"f{i}\n{norm[i]:.2f}", fontsize=6, rotation=0, labelpad=14,
                               va="center")
-    _finish(fig, title)
+    _base.finish(fig, title, pad=0.3, top=0.96)
     return fig
 
 
-def _finish(fig, title: str | None) -> None:
-    if title:
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96))
-    else:
-        fig.tight_layout(pad=0.3)
