@@ -109,11 +109,9 @@ def _fresh_dir(path: Path, force: bool, what: str = "out") -> None:
 
 
 def _images(args, model, card):
-    from kerasviz import imageio, inspect
+    from kerasviz import imageio, inspect, models
 
-    prep = card.get("preprocessing", {})
-    scale = prep.get("scale", 1 / 255) if args.scale is None else args.scale
-    offset = prep.get("offset", 0.0) if args.offset is None else args.offset
+    scale, offset = models.preprocessing(card, args.scale, args.offset)
     try:
         return imageio.load_images(args.images, inspect.input_shape(model), scale, offset)
     except FileNotFoundError as err:
@@ -149,7 +147,7 @@ def cmd_explain(args) -> int:
     again with the same arguments resumes where it stopped.
     """
     _quiet_tf()
-    from kerasviz import attribution, jobs
+    from kerasviz import attribution, jobs, models
 
     quiet = _quiet(args)
     attribution.check_method(args.method)
@@ -180,13 +178,12 @@ def cmd_explain(args) -> int:
         except ValueError:
             raise UsageError(f"--targets: expected integers, got {args.targets!r}") from None
         targets = targets[0] if len(targets) == 1 else targets
-    prep = card.get("preprocessing", {})
+    scale, offset = models.preprocessing(card, args.scale, args.offset)
     try:
         result = jobs.explain_folder(
             model, args.images, method=args.method, out=args.out, batch_size=args.batch_size,
             targets=targets, settings=settings, class_names=card.get("class_names"),
-            scale=prep.get("scale", 1 / 255) if args.scale is None else args.scale,
-            offset=prep.get("offset", 0.0) if args.offset is None else args.offset,
+            scale=scale, offset=offset,
             overwrite=args.force, progress=not quiet, strategy=strategy)
     except FileExistsError as err:
         raise UsageError(f"--out: {err}".replace("overwrite=True (--force)", "--force")

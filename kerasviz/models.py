@@ -60,3 +60,12 @@ def card(name: str) -> dict:
     if not p.is_file():
         return {}
     return json.loads(p.read_text())
+
+
+def preprocessing(card: dict, scale: float | None = None,
+                  offset: float | None = None) -> tuple[float, float]:
+    """``(scale, offset)`` mapping 8-bit pixels to model inputs: given values win, then the
+    card's ``preprocessing``, then ``1/255`` and ``0``."""
+    prep = card.get("preprocessing", {})
+    return (prep.get("scale", 1 / 255) if scale is None else scale,
+            prep.get("offset", 0.0) if offset is None else offset)

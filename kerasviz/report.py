@@ -71,10 +71,9 @@ def _render(page: _Page, title: str, subtitle: str) -> str:
             f"<nav>{nav}</nav>\n{body}\n</body></html>\n")
 
 
-def _summary_section(page: _Page, model, card: dict) -> None:
+def _summary_section(page: _Page, model, card: dict, rows) -> None:
     from kerasviz import inspect
 
-    rows = inspect.layer_table(model)
     table = _table(
         ("path", "type", "output shape", "params", "filters", "activations", "CAM"),
         [(r.path, r.type, r.output_shape, f"{r.params:,}", "yes" if r.filters else "",
@@ -106,10 +105,10 @@ def _predictions_section(page: _Page, images, names, probs, class_names) -> None
     page.add("predictions", "Inputs and top predictions", img + _table(header, rows))
 
 
-def _filters_section(page: _Page, model) -> None:
-    from kerasviz import filters, inspect, plot
+def _filters_section(page: _Page, model, rows) -> None:
+    from kerasviz import filters, plot
 
-    convs = [r for r in inspect.layer_table(model) if r.filters]
+    convs = [r for r in rows if r.filters]
     if not convs:
         page.add("filters", "Filters", "<p class=\"note\">No convolution layer.</p>")
         return
@@ -137,11 +136,11 @@ def _filters_section(page: _Page, model) -> None:
     page.add("filters", "Filters", "".join(parts))
 
 
-def _activations_section(page: _Page, model, images, names, layers) -> None:
-    from kerasviz import activations, inspect, plot
+def _activations_section(page: _Page, model, images, names, layers, rows) -> None:
+    from kerasviz import activations, plot
 
     if layers is None:
-        layers = [r.path for r in inspect.layer_table(model) if r.filters]
+        layers = [r.path for r in rows if r.filters]
     if not layers:
         page.add("activations", "Activation maps", "<p class=\"note\">No layer chosen.</p>")
         return
@@ -319,9 +318,7 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
     keras_model = models.load(model_ref)
     card = models.card(model_ref)
     shape = inspect.input_shape(keras_model)
-    prep = card.get("preprocessing", {})
-    scale = prep.get("scale", 1 / 255) if scale is None else scale
-    offset = prep.get("offset", 0.0) if offset is None else offset
+    scale, offset = models.preprocessing(card, scale, offset)
     if images is None:
         if model_ref not in DEFAULT_SAMPLES:
             raise ValueError("images: this model has no shipped samples; pass image files or a "
@@ -342,13 +339,14 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
     try:
         page = _Page(tmp)
         say("model summary")
-        _summary_section(page, keras_model, card)
+        rows = inspect.layer_table(keras_model)  # one graph walk serves three sections
+        _summary_section(page, keras_model, card, rows)
         probs = keras_model.predict(batch, verbose=0)
         _predictions_section(page, batch, names, probs, classes)
         say("filters")
-        _filters_section(page, keras_model)
+        _filters_section(page, keras_model, rows)
         say("activations")
-        _activations_section(page, keras_model, batch, names, layers)
+        _activations_section(page, keras_model, batch, names, layers, rows)
         targets = np.argmax(probs, axis=-1)
         say(f"explanations: {', '.join(methods)}")
         if methods:
