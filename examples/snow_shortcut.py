@@ -13,8 +13,8 @@ a figure: each row an image, for each model its LIME view (top 5 superpixels), o
 Grad-CAM maps.
 
 Reliance is printed exactly (``rel@0px``) and with pixels within 2 px of the animal counted as
-animal (``rel@2px``): occlusion patches and Grad-CAM's 8x8 cells cannot put their mass closer
-to a thin silhouette than that.
+animal (``rel@2px``): occlusion patches and Grad-CAM's 8x8 cells spill some mass over the
+animal's outline even when the evidence lies inside it (the coats tell the classes apart).
 """
 
 from __future__ import annotations

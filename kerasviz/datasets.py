@@ -137,11 +137,13 @@ def shapes(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return images, labels.astype(np.int64), masks
 
 
-def _animal(xs, ys, cx, cy, s, wolf: bool, facing: int) -> np.ndarray:
-    """Silhouette of a dog-like animal: body, head, snout, ears, legs and tail.
+def _animal(xs, ys, cx, cy, s, facing: int) -> np.ndarray:
+    """Silhouette of a dog-like animal: a stocky body, head, snout, ears, four legs and a tail.
 
-    Wolves have tall pointed ears, a long snout and a straight tail hanging down; huskies have
-    short ears, a short snout and a tail curled up over the back. ``facing`` is +1 or -1.
+    Huskies and wolves share it, so the outline says nothing about the class: the evidence
+    lies inside the animal (see `_coat`), where a faithful explanation should put it.
+    ``facing`` is +1 (right) or -1 (left); the animal spans ``cx - 1.4 s`` to ``cx + 1.65 s``
+    across and ``cy - 1.15 s`` to ``cy + 1.03 s`` down.
     """
 
     def X(dx):  # noqa: N802 - a coordinate transform, named like the axis
@@ -150,25 +152,36 @@ def _animal(xs, ys, cx, cy, s, wolf: bool, facing: int) -> np.ndarray:
     def Y(dy):  # noqa: N802
         return cy + dy * s
 
-    m = _ellipse(xs, ys, X(0.0), Y(0.0), 1.0 * s, 0.42 * s)
-    m |= (xs - X(0.95)) ** 2 + (ys - Y(-0.45)) ** 2 <= (0.32 * s) ** 2
-    if wolf:
-        m |= _ellipse(xs, ys, X(1.32), Y(-0.36), 0.34 * s, 0.12 * s)
-        ear_top = -1.2
-    else:
-        m |= _ellipse(xs, ys, X(1.2), Y(-0.38), 0.2 * s, 0.13 * s)
-        ear_top = -0.92
-    for base in (0.76, 0.98):
-        m |= _triangle(xs, ys, [(X(base), Y(-0.6)), (X(base + 0.2), Y(-0.62)),
-                                (X(base + 0.08), Y(ear_top))])
-    for lx in (-0.65, -0.4, 0.45, 0.7):
-        m |= _capsule(xs, ys, (X(lx), Y(0.2)), (X(lx), Y(0.9)), 0.09 * s)
-    if wolf:
-        m |= _capsule(xs, ys, (X(-0.9), Y(-0.1)), (X(-1.3), Y(0.6)), 0.11 * s)
-    else:
-        d = np.sqrt((xs - X(-0.95)) ** 2 + (ys - Y(-0.55)) ** 2)
-        m |= np.abs(d - 0.3 * s) <= 0.1 * s
+    m = _ellipse(xs, ys, X(0.0), Y(0.0), 1.0 * s, 0.55 * s)
+    m |= (xs - X(0.95)) ** 2 + (ys - Y(-0.5)) ** 2 <= (0.38 * s) ** 2
+    m |= _ellipse(xs, ys, X(1.35), Y(-0.4), 0.3 * s, 0.15 * s)
+    for base in (0.72, 0.98):
+        m |= _triangle(xs, ys, [(X(base), Y(-0.65)), (X(base + 0.24), Y(-0.67)),
+                                (X(base + 0.1), Y(-1.15))])
+    for lx in (-0.62, -0.35, 0.4, 0.67):
+        m |= _capsule(xs, ys, (X(lx), Y(0.3)), (X(lx), Y(0.9)), 0.13 * s)
+    m |= _capsule(xs, ys, (X(-0.9), Y(-0.1)), (X(-1.25), Y(0.5)), 0.15 * s)
     return m
+
+
+def _coat(rng, xs, ys, cx, cy, s, facing: int, wolf: bool) -> np.ndarray:
+    """Fur colours for the whole ``(size, size, 3)`` grid; the caller keeps the animal's pixels.
+
+    A husky is black and white: a dark saddle over the back, the top of the head and the ears;
+    a white face, belly and legs; smooth fur. A wolf is grizzled: a tawny grey-brown with
+    strong pixel-scale speckle (agouti hairs). Both cues sit inside the silhouette.
+    """
+    size = xs.shape[0]
+    if wolf:
+        shade = rng.uniform(0.35, 0.55)
+        base = np.array([shade + 0.08, shade, shade - 0.1])
+        return (base + rng.normal(0.0, 0.13, (size, size, 1))
+                + rng.normal(0.0, 0.03, (size, size, 3)))
+    dark, light = rng.uniform(0.12, 0.28), rng.uniform(0.8, 0.92)
+    head = (xs - (cx + facing * 0.95 * s)) ** 2 + (ys - (cy - 0.5 * s)) ** 2 <= (0.38 * s) ** 2
+    saddle = (ys < cy - 0.05 * s) & ~(head & (ys > cy - 0.5 * s))  # the face below the eyes
+    fur = np.where(saddle[..., None], dark, light) * np.ones(3)
+    return fur + rng.normal(0.0, 0.04, (size, size, 3))
 
 
 def _snow_background(rng, size):
@@ -196,8 +209,10 @@ def snow(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The husky-vs-wolf shortcut set: label correlated with the background.
 
-    Labels: 0 husky, 1 wolf (`SNOW_CLASSES`). Each animal is grey-brown with a random shade,
-    position, size and facing; what tells them apart is ears, snout and tail.
+    Labels: 0 husky, 1 wolf (`SNOW_CLASSES`). Both have the same build, with a random size,
+    position and facing; what tells them apart is the coat, inside the outline: a husky is
+    black and white (dark saddle, white face and belly), a wolf grizzled tawny (see `_coat`).
+    The animal covers about a quarter of the image, the background the rest.
 
     Args:
         n: number of images, half of each class on average.
@@ -232,14 +247,13 @@ def snow(
         shortcut = rng.uniform() < bias
         on_snow = wolf == shortcut if split != "swapped" else wolf != shortcut
         img = _snow_background(rng, size) if on_snow else _grass_background(rng, size)
-        s = rng.uniform(0.19, 0.25) * size
+        s = rng.uniform(0.26, 0.31) * size
         facing = int(rng.choice([-1, 1]))
         left, right = (1.45 * s, 1.7 * s) if facing == 1 else (1.7 * s, 1.45 * s)
         cx = rng.uniform(left, size - right)
-        cy = rng.uniform(1.25 * s, size - 0.95 * s)
-        mask = _animal(xs, ys, cx, cy, s, wolf, facing)
-        shade = rng.uniform(0.3, 0.6)
-        fur = np.array([shade + 0.05, shade, shade - 0.05]) + rng.normal(0, 0.04, (size, size, 3))
+        cy = rng.uniform(1.2 * s, size - 1.05 * s)
+        mask = _animal(xs, ys, cx, cy, s, facing)
+        fur = _coat(rng, xs, ys, cx, cy, s, facing, wolf)
         img[mask] = fur[mask]
         images[i] = np.clip(img, 0.0, 1.0)
         masks[i] = mask
