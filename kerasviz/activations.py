@@ -83,13 +83,7 @@ def top_channels(maps: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     >>> idx.shape
     (2, 4)
     """
-    arr = np.asarray(maps, dtype=np.float32)
-    single = arr.ndim == 3
-    if single:
-        arr = arr[None]
-    if arr.ndim != 4:
-        raise ValueError(f"Expected `maps` of rank 3 (h, w, c) or 4 (N, h, w, c). "
-                         f"Received: maps.shape={np.shape(maps)}")
+    arr, single = inspect.as_batch(np.asarray(maps, dtype=np.float32), "N, h, w, c", "maps")
     k = inspect.check_positive_int(k, "k")
     if k > arr.shape[-1]:
         raise ValueError(f"Expected `k` <= {arr.shape[-1]} (the number of channels). "

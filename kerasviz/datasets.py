@@ -137,6 +137,12 @@ def shapes(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     return images, labels.astype(np.int64), masks
 
 
+def _head(xs, ys, cx, cy, s, facing: int) -> tuple[np.ndarray, float]:
+    """The animal's round head (without snout and ears) and the row of its centre."""
+    hy = cy - 0.5 * s
+    return (xs - (cx + facing * 0.95 * s)) ** 2 + (ys - hy) ** 2 <= (0.38 * s) ** 2, hy
+
+
 def _animal(xs, ys, cx, cy, s, facing: int) -> np.ndarray:
     """Silhouette of a dog-like animal: a stocky body, head, snout, ears, four legs and a tail.
 
@@ -153,7 +159,7 @@ def _animal(xs, ys, cx, cy, s, facing: int) -> np.ndarray:
         return cy + dy * s
 
     m = _ellipse(xs, ys, X(0.0), Y(0.0), 1.0 * s, 0.55 * s)
-    m |= (xs - X(0.95)) ** 2 + (ys - Y(-0.5)) ** 2 <= (0.38 * s) ** 2
+    m |= _head(xs, ys, cx, cy, s, facing)[0]
     m |= _ellipse(xs, ys, X(1.35), Y(-0.4), 0.3 * s, 0.15 * s)
     for base in (0.72, 0.98):
         m |= _triangle(xs, ys, [(X(base), Y(-0.65)), (X(base + 0.24), Y(-0.67)),
@@ -178,8 +184,8 @@ def _coat(rng, xs, ys, cx, cy, s, facing: int, wolf: bool) -> np.ndarray:
         return (base + rng.normal(0.0, 0.13, (size, size, 1))
                 + rng.normal(0.0, 0.03, (size, size, 3)))
     dark, light = rng.uniform(0.12, 0.28), rng.uniform(0.8, 0.92)
-    head = (xs - (cx + facing * 0.95 * s)) ** 2 + (ys - (cy - 0.5 * s)) ** 2 <= (0.38 * s) ** 2
-    saddle = (ys < cy - 0.05 * s) & ~(head & (ys > cy - 0.5 * s))  # the face below the eyes
+    head, eyes = _head(xs, ys, cx, cy, s, facing)
+    saddle = (ys < cy - 0.05 * s) & ~(head & (ys > eyes))  # the face below the eyes is white
     fur = np.where(saddle[..., None], dark, light) * np.ones(3)
     return fur + rng.normal(0.0, 0.04, (size, size, 3))
 

@@ -157,13 +157,7 @@ class FeatureExtractor:
         if isinstance(data, str | bytes | Mapping):
             raise TypeError("Expected `data` to be images (N, H, W, C) or a tf.data.Dataset. "
                             f"Received: data of type {type(data).__name__}")
-        arr = np.asarray(data)
-        single = arr.ndim == 3
-        if single:
-            arr = arr[None]
-        if arr.ndim != 4:
-            raise ValueError("Expected `data` of rank 3 (H, W, C) or 4 (N, H, W, C). "
-                             f"Received: data.shape={arr.shape}")
+        arr, single = inspect.as_batch(np.asarray(data), "N, H, W, C", "data")
         if arr.shape[0] == 0:
             raise ValueError(f"`data` is an empty batch. Received: data.shape={arr.shape}")
         expected = inspect.input_shape(self.model)

@@ -514,6 +514,27 @@ def real_array(value, name: str) -> np.ndarray:
     return arr
 
 
+def as_batch(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
+    """``arr`` with a leading batch axis, and whether it was given as one item.
+
+    ``axes`` names the batched axes, e.g. ``"N, H, W, C"``: an array of one rank less is one
+    item and gains the batch axis; an array of that rank is returned as is.
+
+    Raises:
+        ValueError: any other rank, naming ``name`` and both accepted layouts.
+
+    >>> as_batch(np.zeros((4, 4)), "N, H, W", "maps")[0].shape
+    (1, 4, 4)
+    """
+    names = axes.split(", ")
+    if arr.ndim == len(names) - 1:
+        return arr[None], True
+    if arr.ndim == len(names):
+        return arr, False
+    raise ValueError(f"Expected `{name}` of rank {len(names) - 1} ({', '.join(names[1:])}) or "
+                     f"{len(names)} ({axes}). Received: {name}.shape={arr.shape}")
+
+
 def check_images(
     inputs,
     model=None,
@@ -541,14 +562,7 @@ def check_images(
     >>> batch.shape, single
     ((1, 32, 32, 1), True)
     """
-    arr = real_array(inputs, name)
-    if arr.ndim == 3:
-        arr, single = arr[None], True
-    elif arr.ndim == 4:
-        single = False
-    else:
-        raise ValueError(f"Expected `{name}` of rank 3 (H, W, C) or 4 (N, H, W, C). "
-                         f"Received: {name}.shape={arr.shape}")
+    arr, single = as_batch(real_array(inputs, name), "N, H, W, C", name)
     if arr.shape[0] == 0:
         raise ValueError(f"`{name}` is an empty batch. Received: {name}.shape={arr.shape}")
     if min(arr.shape[1:]) == 0:

@@ -39,13 +39,7 @@ def _as_maps(explanations, name: str = "explanations") -> tuple[np.ndarray, bool
     arr = inspect.real_array(explanations, name)
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    if arr.ndim == 2:
-        arr, single = arr[None], True
-    elif arr.ndim == 3:
-        single = False
-    else:
-        raise ValueError(f"Expected `{name}` of shape (H, W) or (N, H, W). "
-                         f"Received: {name}.shape={arr.shape}")
+    arr, single = inspect.as_batch(arr, "N, H, W", name)
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty. Received: {name}.shape={arr.shape}")
     arr = arr.astype(np.float32, copy=False)

@@ -57,12 +57,9 @@ def background_reliance(explanations, masks, margin: int = 0) -> np.ndarray:
             raise TypeError("Expected `masks` of booleans (or 0/1). "
                             f"Received: dtype={m.dtype} with other values")
         m = m.astype(bool)
-    single = maps.ndim == 2
-    if single:
-        maps, m = maps[None], m[None] if m.ndim == 2 else m
-    if maps.ndim != 3:
-        raise ValueError(f"Expected `explanations` of rank 3 (N, H, W) or 2 (H, W). "
-                         f"Received: shape={np.shape(explanations)}")
+    maps, single = inspect.as_batch(maps, "N, H, W", "explanations")
+    if single and m.ndim == 2:
+        m = m[None]
     if m.shape != maps.shape:
         raise ValueError(f"Expected `masks` of shape {maps.shape} like `explanations`. "
                          f"Received: masks.shape={np.shape(masks)}")

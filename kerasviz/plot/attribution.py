@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from kerasviz import inspect
 from kerasviz.plot import _base
 
 SCALES = ("each", "method")
@@ -84,13 +85,7 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
     >>> len(fig.axes)  # images (2, 64, 64, 3): 2 rows x (image + 2 methods)
     6
     """
-    imgs = np.asarray(images)
-    single = imgs.ndim == 3
-    if single:
-        imgs = imgs[None]
-    if imgs.ndim != 4:
-        raise ValueError(f"Expected `images` of rank 4 (N, H, W, C) or 3 (H, W, C). "
-                         f"Received: images.shape={imgs.shape}")
+    imgs, single = inspect.as_batch(np.asarray(images), "N, H, W, C", "images")
     if scale not in SCALES:
         raise ValueError(f"Expected `scale` in {SCALES}. Received: scale={scale!r}")
     if not isinstance(explanations, Mapping) or not explanations:
