@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 
 MAX_STEPS_ENV = "KERASVIZ_MAX_STEPS"
 
@@ -56,8 +56,8 @@ def activations(model, inputs, layers, batch_size: int = 32) -> dict[str, np.nda
     keys = [_key(model, ref) for ref in refs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"`layers` names a layer twice. Received: layers={layers!r}")
-    batch, single = inspect.check_images(inputs, model)
-    batch_size = inspect.check_positive_int(batch_size, "batch_size")
+    batch, single = inspect.check_inputs(model, inputs)
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
     sub = inspect.submodel(model, refs)
     forward = _compute.compiled_forward(sub)
 
@@ -65,7 +65,7 @@ def activations(model, inputs, layers, batch_size: int = 32) -> dict[str, np.nda
         return tuple(forward(x)[: len(refs)])
 
     outs = _compute.run_batched(taps, (batch,), batch_size)
-    return {key: inspect.restore_single(out.astype(np.float32), single)
+    return {key: _checks.restore_single(out.astype(np.float32), single)
             for key, out in zip(keys, outs, strict=True)}
 
 
@@ -83,8 +83,8 @@ def top_channels(maps: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     >>> idx.shape
     (2, 4)
     """
-    arr, single = inspect.as_batch(np.asarray(maps, dtype=np.float32), "N, h, w, c", "maps")
-    k = inspect.check_positive_int(k, "k")
+    arr, single = _checks.as_batch(np.asarray(maps, dtype=np.float32), "N, h, w, c", "maps")
+    k = _checks.check_positive_int(k, "k")
     if k > arr.shape[-1]:
         raise ValueError(f"Expected `k` <= {arr.shape[-1]} (the number of channels). "
                          f"Received: k={k}")
@@ -177,9 +177,9 @@ class ActivationMaximization:
 
         self.model = model
         self.layer = layer
-        self.steps = inspect.check_positive_int(steps, "steps")
-        self.batch_size = inspect.check_positive_int(batch_size, "batch_size")
-        self.blur_every = inspect.check_positive_int(blur_every, "blur_every")
+        self.steps = _checks.check_positive_int(steps, "steps")
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        self.blur_every = _checks.check_positive_int(blur_every, "blur_every")
         if parameterization not in ("pixel", "fourier"):
             raise ValueError("Expected `parameterization` to be 'pixel' or 'fourier'. "
                              f"Received: parameterization={parameterization!r}")
@@ -265,7 +265,7 @@ class ActivationMaximization:
         >>> am.unit_values(am.maximize([0, 1]), [0, 1]).shape
         (2,)
         """
-        batch, _ = inspect.check_images(images, self.model)
+        batch, _ = inspect.check_inputs(self.model, images)
         masks = self.unit_masks(units)
         if len(masks) != len(batch):
             raise ValueError(f"Expected one unit per image: {len(batch)} images, "
@@ -422,7 +422,7 @@ class ActivationMaximization:
             if self.parameterization != "pixel":
                 raise ValueError("`start` images need parameterization='pixel'. Received: "
                                  f"parameterization={self.parameterization!r}")
-            start, _ = inspect.check_images(start, self.model, "start", self.value_range)
+            start, _ = inspect.check_inputs(self.model, start, "start", self.value_range)
             if len(start) != n:
                 raise ValueError(f"Expected one `start` image per unit ({n}). "
                                  f"Received: start.shape={start.shape}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 
 REDUCTIONS = ("flatten", "gap", "max")
 METRICS = ("euclidean", "cosine")
@@ -92,7 +92,7 @@ class FeatureExtractor:
                  strategy=None):
         if reduce not in REDUCTIONS:
             raise ValueError(f"Expected `reduce` in {REDUCTIONS}. Received: reduce={reduce!r}")
-        self.batch_size = inspect.check_positive_int(batch_size, "batch_size")
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self.reduce = reduce
         self.model = model
         path = inspect.feature_layer(model) if layer is None else layer
@@ -157,7 +157,7 @@ class FeatureExtractor:
         if isinstance(data, str | bytes | Mapping):
             raise TypeError("Expected `data` to be images (N, H, W, C) or a tf.data.Dataset. "
                             f"Received: data of type {type(data).__name__}")
-        arr, single = inspect.as_batch(np.asarray(data), "N, H, W, C", "data")
+        arr, single = _checks.as_batch(np.asarray(data), "N, H, W, C", "data")
         if arr.shape[0] == 0:
             raise ValueError(f"`data` is an empty batch. Received: data.shape={arr.shape}")
         expected = inspect.input_shape(self.model)
@@ -169,11 +169,11 @@ class FeatureExtractor:
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.
         for start, stop in _compute.padded_chunks(arr.shape[0], self.batch_size):
-            batch, _ = inspect.check_images(arr[start:stop], self.model, name="data")
+            batch, _ = inspect.check_inputs(self.model, arr[start:stop], name="data")
             parts.append(self._run(batch))
             if bar is not None:
                 bar.update(stop)
-        return inspect.restore_single(np.concatenate(parts, axis=0), single)
+        return _checks.restore_single(np.concatenate(parts, axis=0), single)
 
     def _extract_dataset(self, data, progress):
         import tensorflow as tf
@@ -209,7 +209,7 @@ class FeatureExtractor:
         seen = 0
         for element in data:
             parts = (element,) if arity == 1 else tuple(element)
-            batch, _ = inspect.check_images(parts[0].numpy(), self.model, name="data")
+            batch, _ = inspect.check_inputs(self.model, parts[0].numpy(), name="data")
             columns[0].append(self._run(batch))
             for store, part in zip(columns[1:], parts[1:], strict=True):
                 store.append(part.numpy())
@@ -316,7 +316,7 @@ def nearest(features, query, k: int = 5, metric: str = "euclidean", extractor=No
         raise ValueError(f"Expected `metric` in {METRICS}. Received: metric={metric!r}")
     feats = _check_features(features)
     n = feats.shape[0]
-    k = inspect.check_positive_int(k, "k")
+    k = _checks.check_positive_int(k, "k")
     q = np.asarray(query)
     by_index = q.dtype != bool and np.issubdtype(q.dtype, np.integer) and q.ndim <= 1
     if by_index:
@@ -370,11 +370,11 @@ def kmeans(features, n_clusters: int = 10, seed: int = 0, n_init: int = 10) -> n
     from sklearn.cluster import KMeans
 
     feats = _check_features(features)
-    n_clusters = inspect.check_positive_int(n_clusters, "n_clusters")
+    n_clusters = _checks.check_positive_int(n_clusters, "n_clusters")
     if n_clusters > feats.shape[0]:
         raise ValueError(f"Expected `n_clusters` <= {feats.shape[0]} (the number of vectors). "
                          f"Received: n_clusters={n_clusters}")
-    model = KMeans(n_clusters=n_clusters, n_init=inspect.check_positive_int(n_init, "n_init"),
+    model = KMeans(n_clusters=n_clusters, n_init=_checks.check_positive_int(n_init, "n_init"),
                    random_state=seed)
     return model.fit_predict(feats).astype(np.int64)
 
@@ -453,7 +453,7 @@ def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30
 
     if d > pca_dims and n > pca_dims:
         feats = PCA(n_components=pca_dims, random_state=seed).fit_transform(feats)
-    max_iter = inspect.check_positive_int(max_iter, "max_iter", minimum=250)
+    max_iter = _checks.check_positive_int(max_iter, "max_iter", minimum=250)
     tsne = TSNE(n_components=2, perplexity=min(float(perplexity), (n - 1) / 3.0), init="pca",
                 learning_rate="auto", max_iter=max_iter, random_state=seed)
     return tsne.fit_transform(feats).astype(np.float32)
@@ -728,14 +728,14 @@ class ProjectorCallback(keras.callbacks.Callback):
                  overwrite: bool = False):
         super().__init__()
         self.log_dir = Path(log_dir)
-        self.inputs, _ = inspect.check_images(inputs, name="inputs")
+        self.inputs, _ = _checks.check_images(inputs, name="inputs")
         n = self.inputs.shape[0]
         if labels is not None:
             _metadata_rows(labels, n)  # fail now, not after the training
         self.labels = labels
         self.layer = layer
         self.reduce = reduce
-        self.every = None if every is None else inspect.check_positive_int(every, "every")
+        self.every = None if every is None else _checks.check_positive_int(every, "every")
         self.sprite = sprite
         self.batch_size = batch_size
         self.overwrite = overwrite

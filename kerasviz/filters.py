@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasviz import inspect
+from kerasviz import _checks, inspect
 
 KERNEL_TYPES = (*inspect.CONV_TYPES, "Dense")
 PARTS = ("depthwise", "pointwise")
@@ -137,7 +137,7 @@ def page(indices, page: int = 0, per_page: int = 32) -> np.ndarray:
     (16,)
     """
     idx = np.asarray(indices)
-    per_page = inspect.check_positive_int(per_page, "per_page")
+    per_page = _checks.check_positive_int(per_page, "per_page")
     pages = max(1, -(-len(idx) // per_page))
     if isinstance(page, bool) or not isinstance(page, int | np.integer) or not 0 <= page < pages:
         raise ValueError(f"Expected `page` in [0, {pages - 1}] ({len(idx)} entries, {per_page} "

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasviz import _compute, imageio, inspect
+from kerasviz import _checks, _compute, imageio, inspect
 
 MANIFEST = "manifest.jsonl"
 JOB = "job.json"
@@ -339,9 +339,9 @@ def _resolve_targets(targets, names: list[str], num_classes: int) -> list[int | 
         chosen = [targets.get(name) for name in names]
         given = [t for t in chosen if t is not None]
         if given:
-            inspect.check_targets(given, len(given), num_classes)
+            _checks.check_targets(given, len(given), num_classes)
         return [None if t is None else int(t) for t in chosen]
-    arr = inspect.check_targets(targets, n, num_classes)
+    arr = _checks.check_targets(targets, n, num_classes)
     return [int(t) for t in arr]
 
 
@@ -423,7 +423,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
 
     start_time = time.perf_counter()
     attribution.check_method(method)
-    batch_size = inspect.check_positive_int(batch_size, "batch_size")
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
     shape = inspect.input_shape(model)
     if len(shape) != 3 or shape[0] is None or shape[1] is None:
         raise ValueError(f"Expected a model with fixed-size image inputs (H, W, C). Received: "

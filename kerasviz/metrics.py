@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 
 OUTPUTS = ("probability", "logit")
 FILLS = ("blur", "mean")
@@ -36,10 +36,10 @@ FILLS = ("blur", "mean")
 
 def _as_maps(explanations, name: str = "explanations") -> tuple[np.ndarray, bool]:
     """``(N, H, W)`` float32 maps (a trailing axis of size 1 is dropped) and whether single."""
-    arr = inspect.real_array(explanations, name)
+    arr = _checks.real_array(explanations, name)
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    arr, single = inspect.as_batch(arr, "N, H, W", name)
+    arr, single = _checks.as_batch(arr, "N, H, W", name)
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty. Received: {name}.shape={arr.shape}")
     arr = arr.astype(np.float32, copy=False)
@@ -213,9 +213,9 @@ class Faithfulness:
                  batch_size: int = 64):
         _check_model(model)
         self.model = model
-        self.steps = inspect.check_positive_int(steps, "steps")
+        self.steps = _checks.check_positive_int(steps, "steps")
         self.output = _check_output(output)
-        self.batch_size = inspect.check_positive_int(batch_size, "batch_size")
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         if blur_sigma is not None and (isinstance(blur_sigma, bool) or not isinstance(
                 blur_sigma, int | float) or not blur_sigma > 0):
             raise ValueError(f"Expected `blur_sigma` to be None or a number > 0. "
@@ -253,7 +253,7 @@ class Faithfulness:
         return self._step
 
     def _targets(self, batch, targets) -> np.ndarray:
-        resolved = inspect.check_targets(targets, batch.shape[0], self.num_classes)
+        resolved = _checks.check_targets(targets, batch.shape[0], self.num_classes)
         if resolved is None:
             if self._forward is None:
                 self._forward = _compute.compiled_forward(self.scored)
@@ -262,7 +262,7 @@ class Faithfulness:
         return resolved
 
     def _curve(self, kind, inputs, explanations, targets) -> Curve:
-        batch, single = inspect.check_images(inputs, self.model)
+        batch, single = inspect.check_inputs(self.model, inputs)
         maps = _maps_for(explanations, batch, single)
         n, h, w = maps.shape
         pixels = h * w
@@ -296,8 +296,8 @@ class Faithfulness:
         auc = ((scores[:, 1:] + scores[:, :-1]) / 2 * np.diff(fractions)).sum(axis=1)
         auc = auc.astype(np.float32)  # (N,)
         return Curve(kind=kind, fractions=fractions,
-                     scores=inspect.restore_single(scores, single),
-                     auc=inspect.restore_single(auc, single), targets=resolved)
+                     scores=_checks.restore_single(scores, single),
+                     auc=_checks.restore_single(auc, single), targets=resolved)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ def pointing_game(explanations, masks, tolerance: int = 0) -> np.ndarray:
     """
     maps, single = _as_maps(explanations)
     marks = _masks_for(masks, maps)
-    tol = inspect.check_positive_int(tolerance, "tolerance", minimum=0)
+    tol = _checks.check_positive_int(tolerance, "tolerance", minimum=0)
     if tol:
         from scipy import ndimage
 
@@ -387,7 +387,7 @@ def pointing_game(explanations, masks, tolerance: int = 0) -> np.ndarray:
         marks = np.stack([ndimage.binary_dilation(m, structure=disk) for m in marks])
     top = maps == maps.max(axis=(1, 2), keepdims=True)  # (N, H, W) the maxima
     hits = (top & marks).sum(axis=(1, 2)) / top.sum(axis=(1, 2))
-    return inspect.restore_single(hits.astype(np.float32), single)
+    return _checks.restore_single(hits.astype(np.float32), single)
 
 
 def energy_in_mask(explanations, masks) -> np.ndarray:
@@ -413,7 +413,7 @@ def energy_in_mask(explanations, masks) -> np.ndarray:
     inside = (positive * marks).sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
-    return inspect.restore_single(share.astype(np.float32), single)
+    return _checks.restore_single(share.astype(np.float32), single)
 
 
 def top_k_iou(explanations, masks, fraction: float | None = None) -> np.ndarray:
@@ -446,7 +446,7 @@ def top_k_iou(explanations, masks, fraction: float | None = None) -> np.ndarray:
     top = _rank(maps) < k[:, None, None]  # (N, H, W)
     inter = (top & marks).sum(axis=(1, 2))
     union = (top | marks).sum(axis=(1, 2))
-    return inspect.restore_single((inter / union).astype(np.float32), single)
+    return _checks.restore_single((inter / union).astype(np.float32), single)
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,10 +460,10 @@ def random_map(inputs, seed: int = 0) -> np.ndarray:
     >>> random_map(np.zeros((2, 8, 8, 3))).shape
     (2, 8, 8)
     """
-    batch, single = inspect.check_images(inputs)
+    batch, single = _checks.check_images(inputs)
     rng = np.random.default_rng(seed)
     maps = rng.random(batch.shape[:3], dtype=np.float32)
-    return inspect.restore_single(maps, single)
+    return _checks.restore_single(maps, single)
 
 
 def edge_map(inputs) -> np.ndarray:
@@ -477,11 +477,11 @@ def edge_map(inputs) -> np.ndarray:
     """
     from scipy import ndimage
 
-    batch, single = inspect.check_images(inputs)
+    batch, single = _checks.check_images(inputs)
     gray = batch.mean(axis=-1)  # (N, H, W)
     gy = ndimage.sobel(gray, axis=1, mode="reflect")
     gx = ndimage.sobel(gray, axis=2, mode="reflect")
-    return inspect.restore_single(np.hypot(gx, gy).astype(np.float32), single)
+    return _checks.restore_single(np.hypot(gx, gy).astype(np.float32), single)
 
 
 # --------------------------------------------------------------------------------------------
@@ -691,9 +691,9 @@ def randomization_check(model, explain, inputs, targets=None, layers: Sequence |
     fn = _explain_fn(explain, explainer_kwargs)
     if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 < bound <= 1:
         raise ValueError(f"Expected `bound` in (0, 1]. Received: bound={bound!r}")
-    batch, _ = inspect.check_images(inputs, model)  # results stay batched: stages x images
+    batch, _ = inspect.check_inputs(model, inputs)  # results stay batched: stages x images
     num_classes = inspect.num_outputs(model)
-    resolved = inspect.check_targets(targets, batch.shape[0], num_classes)
+    resolved = _checks.check_targets(targets, batch.shape[0], num_classes)
     if resolved is None:
         forward = _compute.compiled_forward(model)
         scores = _compute.run_batched(forward, (batch,), 64)[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasviz import inspect
+from kerasviz import _checks, inspect
 
 # Friendly method names -> (class name in kerasviz.attribution, default settings). The defaults
 # suit small images of whole objects on a background; pass settings to override them.
@@ -57,13 +57,13 @@ def background_reliance(explanations, masks, margin: int = 0) -> np.ndarray:
             raise TypeError("Expected `masks` of booleans (or 0/1). "
                             f"Received: dtype={m.dtype} with other values")
         m = m.astype(bool)
-    maps, single = inspect.as_batch(maps, "N, H, W", "explanations")
+    maps, single = _checks.as_batch(maps, "N, H, W", "explanations")
     if single and m.ndim == 2:
         m = m[None]
     if m.shape != maps.shape:
         raise ValueError(f"Expected `masks` of shape {maps.shape} like `explanations`. "
                          f"Received: masks.shape={np.shape(masks)}")
-    margin = inspect.check_positive_int(margin, "margin", minimum=0)
+    margin = _checks.check_positive_int(margin, "margin", minimum=0)
     if margin:
         from scipy.ndimage import distance_transform_edt
 
@@ -81,7 +81,7 @@ def accuracy(model, images, labels, batch_size: int = 64) -> float:
     """Top-1 accuracy of ``model`` on ``images`` ``(N, H, W, C)`` with int ``labels`` ``(N,)``."""
     from kerasviz import _compute
 
-    batch, _ = inspect.check_images(images, model)
+    batch, _ = inspect.check_inputs(model, images)
     y = _labels(labels, batch.shape[0])
     scores = _compute.run_batched(_compute.compiled_forward(model), (batch,), batch_size)[0]
     return float(np.mean(np.argmax(scores, axis=-1) == y))
@@ -212,7 +212,7 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     from kerasviz import _compute
     from kerasviz.attribution.lime import Lime
 
-    batch, _ = inspect.check_images(images, model)
+    batch, _ = inspect.check_inputs(model, images)
     n, h, w = batch.shape[:3]
     m = np.asarray(masks)
     if m.shape != (n, h, w):
@@ -227,7 +227,7 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     forward = _compute.compiled_forward(model)
 
     def acc(x, labels_):
-        xb, _ = inspect.check_images(x, model, name="swapped images")
+        xb, _ = inspect.check_inputs(model, x, name="swapped images")
         yb = _labels(labels_, xb.shape[0])
         scores = _compute.run_batched(forward, (xb,), batch_size)[0]
         return float(np.mean(np.argmax(scores, axis=-1) == yb)), scores

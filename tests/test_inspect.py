@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kerasviz import inspect
+from kerasviz import _checks, inspect
 
 MODEL_KINDS = ["functional_model", "sequential_model", "sequential_no_input"]
 
@@ -173,10 +173,10 @@ class TestDescribe:
 class TestCheckImages:
     def test_single_and_batch(self, functional_model):
         img = np.zeros((16, 16, 3), np.uint8)
-        batch, single = inspect.check_images(img, functional_model)
+        batch, single = inspect.check_inputs(functional_model, img)
         assert batch.shape == (1, 16, 16, 3) and batch.dtype == np.float32 and single
-        assert inspect.restore_single(batch, single).shape == (16, 16, 3)
-        batch, single = inspect.check_images(np.zeros((2, 16, 16, 3)), functional_model)
+        assert _checks.restore_single(batch, single).shape == (16, 16, 3)
+        batch, single = inspect.check_inputs(functional_model, np.zeros((2, 16, 16, 3)))
         assert batch.shape == (2, 16, 16, 3) and not single
 
     @pytest.mark.parametrize(
@@ -197,20 +197,20 @@ class TestCheckImages:
     )
     def test_bad_images(self, functional_model, value, error, match):
         with pytest.raises(error, match=match):
-            inspect.check_images(value, functional_model)
+            inspect.check_inputs(functional_model, value)
 
     def test_value_range(self):
         with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
-            inspect.check_images(np.full((4, 4, 3), 255.0), value_range=(0, 1))
-        inspect.check_images(np.full((4, 4, 3), 1.0), value_range=(0, 1))
+            _checks.check_images(np.full((4, 4, 3), 255.0), value_range=(0, 1))
+        _checks.check_images(np.full((4, 4, 3), 1.0), value_range=(0, 1))
 
 
 class TestCheckTargets:
     def test_forms(self):
-        assert inspect.check_targets(None, 2, 3) is None
-        np.testing.assert_array_equal(inspect.check_targets(2, 3, 3), [2, 2, 2])
-        np.testing.assert_array_equal(inspect.check_targets([0, 2], 2, 3), [0, 2])
-        np.testing.assert_array_equal(inspect.check_targets(np.array([1.0]), 1, 3), [1])
+        assert _checks.check_targets(None, 2, 3) is None
+        np.testing.assert_array_equal(_checks.check_targets(2, 3, 3), [2, 2, 2])
+        np.testing.assert_array_equal(_checks.check_targets([0, 2], 2, 3), [0, 2])
+        np.testing.assert_array_equal(_checks.check_targets(np.array([1.0]), 1, 3), [1])
 
     @pytest.mark.parametrize(
         "targets, error, match",
@@ -220,14 +220,14 @@ class TestCheckTargets:
     )
     def test_bad_targets(self, targets, error, match):
         with pytest.raises(error, match=match):
-            inspect.check_targets(targets, 2, 3)
+            _checks.check_targets(targets, 2, 3)
 
     def test_pair_and_positive_int(self):
-        assert inspect.pair(3, "patch") == (3, 3)
-        assert inspect.pair((2, 5), "patch") == (2, 5)
+        assert _checks.pair(3, "patch") == (3, 3)
+        assert _checks.pair((2, 5), "patch") == (2, 5)
         with pytest.raises(ValueError, match="stride"):
-            inspect.pair(0, "stride")
+            _checks.pair(0, "stride")
         with pytest.raises(ValueError, match="patch"):
-            inspect.pair((1, 2, 3), "patch")
+            _checks.pair((1, 2, 3), "patch")
         with pytest.raises(TypeError, match="batch_size"):
-            inspect.check_positive_int(2.0, "batch_size")
+            _checks.check_positive_int(2.0, "batch_size")

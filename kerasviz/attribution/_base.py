@@ -1,16 +1,24 @@
-"""What every explainer shares: the scored model view, input checks and target resolution."""
+"""What every explainer shares: the `Scorer` (the scored model view, its compiled batched
+forward pass and target resolution) and the `Explainer` base class with its result contract.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 
 OUTPUTS = ("probability", "logit")
 
 
-class Explainer:
-    """Base class: settings in ``__init__``, data in ``explain(inputs, targets)``.
+class Scorer:
+    """The model as every perturbation or gradient method scores it.
+
+    One object answers what explainers, faithfulness curves, the sanity check, the shortcut
+    finder and dataset jobs all need from a classifier: the scored view (probabilities or
+    logits), the number of classes, a compiled forward pass run in padded batches (traced once)
+    on one device or across the replicas of a ``tf.distribute`` strategy, and the targets of a
+    batch (``None`` = each image's top class).
 
     Args:
         model: a Keras image classifier (Functional, Sequential or nested).
@@ -23,10 +31,14 @@ class Explainer:
         strategy: a ``tf.distribute.Strategy`` whose replicas share each batch (see
             `kerasviz._compute.distribute`): ``tf.distribute.MirroredStrategy()`` for the GPUs of
             one machine, ``tf.distribute.TPUStrategy(resolver)`` for a TPU. ``None``: the
-            strategy whose ``scope()`` is active when the explainer is built, else the default
+            strategy whose ``scope()`` is active when the scorer is built, else the default
             (one device). Build or load the model inside ``strategy.scope()`` so that every
             replica holds a copy of its weights; results are in input order and equal the
             single-device ones.
+
+    >>> scorer = Scorer(model, output="logit")
+    >>> scorer.predict(images).shape, scorer.targets(images, None).shape
+    ((8, 10), (8,))
     """
 
     def __init__(self, model, output: str = "probability", batch_size: int = 32,
@@ -35,13 +47,11 @@ class Explainer:
 
         if not isinstance(model, keras.Model):
             raise TypeError(f"Expected `model` to be a keras.Model. Received: {type(model)!r}")
-        if output not in OUTPUTS:
-            raise ValueError(f"Expected `output` in {OUTPUTS}. Received: output={output!r}")
         self.model = model
-        self.output = output
-        self.batch_size = inspect.check_positive_int(batch_size, "batch_size")
-        self.scored = inspect.logits_model(model) if output == "logit" else inspect.flat_model(
-            model)
+        self.output = _checks.check_choice(output, "output", OUTPUTS)
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        self.scored = (inspect.logits_model(model) if output == "logit"
+                       else inspect.flat_model(model))
         self.num_classes = inspect.num_outputs(self.scored)
         self.strategy = _compute.resolve_strategy(strategy)
         self._forward = None
@@ -55,11 +65,74 @@ class Explainer:
         rows = self.batch_size if rows is None else rows
         return _compute.distribute(fn, self.strategy, split=split, rows=rows)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Scores ``(N, K)`` of the scored view, compiled and batched."""
+    def check_inputs(self, inputs, name: str = "inputs") -> tuple[np.ndarray, bool]:
+        """``inputs`` checked against the model: float32 ``(N, H, W, C)`` and whether single."""
+        return inspect.check_inputs(self.model, inputs, name=name)
+
+    def predict(self, batch: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Scores ``(N, K)`` of the scored view, compiled and batched (float32 ``batch``)."""
         if self._forward is None:
             self._forward = self.distributed(_compute.compiled_forward(self.scored))
-        return _compute.run_batched(self._forward, (batch,), self.batch_size)[0]
+        return _compute.run_batched(self._forward, (batch,), self.batch_size,
+                                    progress=progress, label="forward")[0]
+
+    def targets(self, batch: np.ndarray, targets, name: str = "targets") -> np.ndarray:
+        """int32 ``(N,)`` classes: ``targets`` checked, or each image's top class for ``None``."""
+        resolved = _checks.check_targets(targets, batch.shape[0], self.num_classes, name)
+        if resolved is None:
+            resolved = np.argmax(self.predict(batch), axis=-1).astype(np.int32)
+        return resolved
+
+    def score(self, batch: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``(N,)`` the score of each image's target class."""
+        scores = self.predict(batch)
+        return scores[np.arange(batch.shape[0]), np.asarray(targets)]
+
+
+class Explainer:
+    """Base class: settings in ``__init__``, data in ``explain(inputs, targets)``.
+
+    Every explainer answers two calls:
+
+    * ``explain(inputs, targets=None, progress=False)``: float32 maps ``(N, H, W)``
+      (``(H, W)`` for one image), higher = more important for the target;
+    * ``explain_full(inputs, targets=None, progress=False)``: an
+      `kerasviz.attribution.Explanation` holding the maps, the explained targets and what the
+      method computed on the way (always batch first).
+
+    Nothing about a call is kept on the explainer: two calls never share results.
+
+    Args:
+        model, output, batch_size, strategy: as `Scorer`.
+    """
+
+    def __init__(self, model, output: str = "probability", batch_size: int = 32,
+                 strategy=None):
+        self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
+
+    # The scorer's settings, read through the explainer.
+    model = property(lambda self: self.scorer.model)
+    output = property(lambda self: self.scorer.output)
+    scored = property(lambda self: self.scorer.scored)
+    num_classes = property(lambda self: self.scorer.num_classes)
+    strategy = property(lambda self: self.scorer.strategy)
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per compiled step; may be changed between calls."""
+        return self.scorer.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        self.scorer.batch_size = _checks.check_positive_int(value, "batch_size")
+
+    def distributed(self, fn, split=None, rows: int | None = None):
+        """See `Scorer.distributed`."""
+        return self.scorer.distributed(fn, split=split, rows=rows)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Scores ``(N, K)`` of the scored view, compiled and batched."""
+        return self.scorer.predict(batch)
 
     def prepare(self, inputs, targets) -> tuple[np.ndarray, np.ndarray, bool]:
         """Validate ``inputs`` and resolve ``targets`` (``None`` = each image's top class).
@@ -67,8 +140,15 @@ class Explainer:
         Returns ``(batch, targets, single)`` with ``batch`` float32 ``(N, H, W, C)`` and
         ``targets`` int32 ``(N,)``.
         """
-        batch, single = inspect.check_images(inputs, self.model)
-        resolved = inspect.check_targets(targets, batch.shape[0], self.num_classes)
-        if resolved is None:
-            resolved = np.argmax(self.predict(batch), axis=-1).astype(np.int32)
-        return batch, resolved, single
+        batch, single = self.scorer.check_inputs(inputs)
+        return batch, self.scorer.targets(batch, targets), single
+
+    def explain_full(self, inputs, targets=None, progress: bool = False):
+        """The maps with what the method computed: an `Explanation` (batch first)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define explain_full")
+
+    def explain(self, inputs, targets=None, progress: bool = False) -> np.ndarray:
+        """Maps ``(N, H, W)`` float32 (``(H, W)`` for one image); see `explain_full`."""
+        single = np.ndim(inputs) == 3
+        maps = self.explain_full(inputs, targets, progress=progress).explanations
+        return _checks.restore_single(maps, single)

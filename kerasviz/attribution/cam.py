@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 from kerasviz.attribution._base import Explainer
 
 
@@ -99,8 +99,8 @@ class _LayerCAM(Explainer):
         """
         batch, targets, single = self.prepare(inputs, targets)
         maps, grids = self._run(batch, targets)
-        return (inspect.restore_single(maps.astype(np.float32), single),
-                inspect.restore_single(grids.astype(np.float32), single))
+        return (_checks.restore_single(maps.astype(np.float32), single),
+                _checks.restore_single(grids.astype(np.float32), single))
 
     def explain(self, inputs, targets=None) -> np.ndarray:
         """Maps ``(N, H, W)`` float32, not normalised (``(H, W)`` for one image)."""
@@ -206,7 +206,7 @@ class ScoreCAM(_LayerCAM):
                          align_corners=align_corners, strategy=strategy)
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:
-            max_channels = inspect.check_positive_int(max_channels, "max_channels")
+            max_channels = _checks.check_positive_int(max_channels, "max_channels")
             if max_channels > channels:
                 raise ValueError(f"Expected `max_channels` <= {channels} (the channels of layer "
                                  f"{self.layer_path!r}). Received: max_channels={max_channels}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute, inspect
 from kerasviz.attribution._base import Explainer
 
 BASELINES = ("zeros", "mean", "blur")
@@ -66,7 +66,7 @@ class _GradientExplainer(Explainer):
         """
         batch, targets, single = self.prepare(inputs, targets)
         grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
-        return inspect.restore_single(grads.astype(np.float32), single)
+        return _checks.restore_single(grads.astype(np.float32), single)
 
     def _point_gradients(self, batch, targets, points: int, make_rows):
         """Gradients at ``points`` inputs per image, summed per image.
@@ -118,7 +118,7 @@ class Saliency(_GradientExplainer):
         batch, targets, single = self.prepare(inputs, targets)
         grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
         maps = np.abs(grads).max(axis=-1).astype(np.float32)
-        return inspect.restore_single(maps, single)
+        return _checks.restore_single(maps, single)
 
 
 class GradientInput(_GradientExplainer):
@@ -136,7 +136,7 @@ class GradientInput(_GradientExplainer):
         batch, targets, single = self.prepare(inputs, targets)
         grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
         maps = (grads * batch).sum(axis=-1).astype(np.float32)
-        return inspect.restore_single(maps, single)
+        return _checks.restore_single(maps, single)
 
 
 class SmoothGrad(_GradientExplainer):
@@ -170,8 +170,8 @@ class SmoothGrad(_GradientExplainer):
         ):
             raise ValueError(f"Expected `noise` to be a number >= 0. Received: noise={noise!r}")
         self.noise = float(noise)
-        self.samples = inspect.check_positive_int(samples, "samples")
-        self.seed = inspect.check_positive_int(seed, "seed", minimum=0)
+        self.samples = _checks.check_positive_int(samples, "samples")
+        self.seed = _checks.check_positive_int(seed, "seed", minimum=0)
         if value_range is not None:
             if len(value_range) != 2 or not value_range[1] > value_range[0]:
                 raise ValueError("Expected `value_range` to be (low, high) with high > low. "
@@ -200,7 +200,7 @@ class SmoothGrad(_GradientExplainer):
             return rows
 
         sums, _ = self._point_gradients(batch, targets, self.samples, make_rows)
-        return inspect.restore_single((sums / self.samples).astype(np.float32), single)
+        return _checks.restore_single((sums / self.samples).astype(np.float32), single)
 
     def explain(self, inputs, targets=None) -> np.ndarray:
         """SmoothGrad maps ``(N, H, W)`` float32 (``(H, W)`` for one image)."""
@@ -253,7 +253,7 @@ class IntegratedGradients(_GradientExplainer):
             raise ValueError(f"Expected `baseline` in {BASELINES}, a number or an array. "
                              f"Received: baseline={baseline!r}")
         self.baseline = baseline
-        self.steps = inspect.check_positive_int(steps, "steps")
+        self.steps = _checks.check_positive_int(steps, "steps")
         self.last_completeness: Completeness | None = None
 
     def baselines(self, batch: np.ndarray) -> np.ndarray:
@@ -301,7 +301,7 @@ class IntegratedGradients(_GradientExplainer):
         self.last_completeness = Completeness(
             total.astype(np.float32), diff.astype(np.float32), gap.astype(np.float32)
         )
-        return inspect.restore_single(attr.astype(np.float32), single)
+        return _checks.restore_single(attr.astype(np.float32), single)
 
     def explain(self, inputs, targets=None) -> np.ndarray:
         """Signed maps ``(N, H, W)`` float32 summed over channels (``(H, W)`` for one image)."""
@@ -429,8 +429,8 @@ class _RuleGradients(_GradientExplainer):
             twin.set_weights(lay.get_weights())
         if self.layer is None:
             return super().prepare(inputs, targets)
-        batch, single = inspect.check_images(inputs, self.model)
-        resolved = inspect.check_targets(targets, batch.shape[0], self.num_units)
+        batch, single = inspect.check_inputs(self.model, inputs)
+        resolved = _checks.check_targets(targets, batch.shape[0], self.num_units)
         if resolved is None:
             if self._forward is None:
                 self._forward = self.distributed(_compute.compiled_forward(self._net))

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasviz import inspect
+from kerasviz import _checks, inspect
 from kerasviz.attribution.occlusion import NO_PATCH, Occlusion, grid_to_map
 
 CONV_LIKE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
@@ -732,9 +732,9 @@ class IncrementalOcclusion(Occlusion):
         """
         if self.adaptive is None:
             return super().explain(inputs, targets, return_grid=return_grid, progress=progress)
-        batch, single = inspect.check_images(inputs, self.model)
+        batch, single = inspect.check_inputs(self.model, inputs)
         n, height, width, _ = batch.shape
-        chosen = inspect.check_targets(targets, n, self.num_classes)
+        chosen = _checks.check_targets(targets, n, self.num_classes)
         tops, lefts = self.positions(height, width)
         rows, cols = len(tops), len(lefts)
         coarse_r = np.unique(np.r_[np.arange(0, rows, 2), rows - 1])
@@ -772,9 +772,9 @@ class IncrementalOcclusion(Occlusion):
         maps = grid_to_map(grid, tops, lefts, self.patch, (height, width))
         self.last_grid, self.last_positions = grid, (tops, lefts)
         self.last_targets, self.last_exact = chosen, exact
-        maps = inspect.restore_single(maps, single)
+        maps = _checks.restore_single(maps, single)
         if return_grid:
-            return maps, inspect.restore_single(grid, single)
+            return maps, _checks.restore_single(grid, single)
         return maps
 
     def layer_times(self, batch: np.ndarray, repeats: int = 2) -> list[tuple[str, str, float,
@@ -793,7 +793,7 @@ class IncrementalOcclusion(Occlusion):
 
         import tensorflow as tf
 
-        batch, _ = inspect.check_images(batch, self.model)
+        batch, _ = inspect.check_inputs(self.model, batch)
         image = batch[:1]
         height, width = image.shape[1:3]
         made = self.plan(height, width)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerasviz import _compute, inspect
+from kerasviz import _checks, _compute
 from kerasviz.attribution._base import Explainer
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
@@ -108,7 +108,7 @@ def grid_segments(height: int, width: int, cells=8) -> np.ndarray:
     >>> grid_segments(4, 4, cells=2)[:, 0]
     array([0, 0, 2, 2], dtype=int32)
     """
-    rows, cols = inspect.pair(cells, "cells")
+    rows, cols = _checks.pair(cells, "cells")
     if rows > height or cols > width:
         raise ValueError(f"Expected `cells` of at most ({height}, {width}) for an image of that "
                          f"size. Received: cells={cells!r}")
@@ -240,7 +240,7 @@ class Lime(Explainer):
                             f"Received: {type(segmentation_args)!r}")
         self.segmentation = segmentation
         self.segmentation_args = dict(segmentation_args or {})
-        self.num_samples = inspect.check_positive_int(num_samples, "num_samples", minimum=2)
+        self.num_samples = _checks.check_positive_int(num_samples, "num_samples", minimum=2)
         if isinstance(fill, str):
             if fill not in FILLS:
                 raise ValueError(f"Expected `fill` in {FILLS} or a number (or one per channel). "
@@ -262,7 +262,7 @@ class Lime(Explainer):
         self.kernel_width = float(kernel_width)
         self.alpha = float(alpha)
         if seed is not None:
-            seed = inspect.check_positive_int(seed, "seed", minimum=0)
+            seed = _checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
         self.progress = bool(progress)
         self._steps: dict[tuple, Callable] = {}
@@ -345,7 +345,7 @@ class Lime(Explainer):
         (4, 64, 64)
         """
         result, single = self._run(inputs, targets, segments)
-        return inspect.restore_single(result.explanations, single)
+        return _checks.restore_single(result.explanations, single)
 
     def explain_full(self, inputs, targets=None, segments=None) -> LimeResult:
         """Like `explain`, and return the weights, segments, fit scores and timings.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasviz import inspect
+from kerasviz import _checks, inspect
 from kerasviz.attribution._base import Explainer
 
 FILLS = ("mean", "blur")
@@ -160,10 +160,10 @@ class Occlusion(Explainer):
                  blur_sigma: float | None = None, mode: str = "full", strategy=None):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.mode = mode
-        self.patch = inspect.pair(patch, "patch")
+        self.patch = _checks.pair(patch, "patch")
         if stride is None:
             stride = (max(1, self.patch[0] // 2), max(1, self.patch[1] // 2))
-        self.stride = inspect.pair(stride, "stride")
+        self.stride = _checks.pair(stride, "stride")
         for axis, (p, s) in enumerate(zip(self.patch, self.stride, strict=True)):
             if s > p:
                 raise ValueError(
@@ -323,9 +323,9 @@ class Occlusion(Explainer):
         >>> maps.shape, grid.shape  # images (2, 64, 64, 3)
         ((2, 64, 64), (2, 15, 15))
         """
-        batch, single = inspect.check_images(inputs, self.model)
+        batch, single = inspect.check_inputs(self.model, inputs)
         n, height, width, _ = batch.shape
-        chosen = inspect.check_targets(targets, n, self.num_classes)
+        chosen = _checks.check_targets(targets, n, self.num_classes)
         tops, lefts = self.positions(height, width)
         count = len(tops) * len(lefts)
         scores = self.score(batch, self.tasks(n, tops, lefts), progress=progress)
@@ -338,7 +338,7 @@ class Occlusion(Explainer):
         maps = grid_to_map(grid, tops, lefts, self.patch, (height, width))
         self.last_grid, self.last_positions = grid, (tops, lefts)
         self.last_targets = chosen
-        maps = inspect.restore_single(maps, single)
+        maps = _checks.restore_single(maps, single)
         if return_grid:
-            return maps, inspect.restore_single(grid, single)
+            return maps, _checks.restore_single(grid, single)
         return maps

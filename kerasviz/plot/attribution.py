@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from kerasviz import inspect
+from kerasviz import _checks
 from kerasviz.plot import _base
 
 SCALES = ("each", "method")
@@ -85,7 +85,7 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
     >>> len(fig.axes)  # images (2, 64, 64, 3): 2 rows x (image + 2 methods)
     6
     """
-    imgs, single = inspect.as_batch(np.asarray(images), "N, H, W, C", "images")
+    imgs, single = _checks.as_batch(np.asarray(images), "N, H, W, C", "images")
     if scale not in SCALES:
         raise ValueError(f"Expected `scale` in {SCALES}. Received: scale={scale!r}")
     if not isinstance(explanations, Mapping) or not explanations:

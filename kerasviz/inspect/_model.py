@@ -1,0 +1,182 @@
+"""What a model is: its kind, its layers (also inside nested models), its input and output."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from kerasviz import _checks
+
+LayerRef = "str | int | keras.layers.Layer"
+
+CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def is_graph_model(obj) -> bool:
+    """True for a Functional or Sequential model whose layers we can walk."""
+    keras = _keras()
+    from keras.src.models.functional import Functional
+
+    return isinstance(obj, keras.Sequential | Functional)
+
+
+def _check_model(model) -> None:
+    keras = _keras()
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected `model` to be a keras.Model. Received: model of type {type(model).__name__}"
+        )
+
+
+def _sequential_ready(model) -> None:
+    """Raise a clear error for a Sequential model that has no known input shape yet."""
+    keras = _keras()
+    if isinstance(model, keras.Sequential) and getattr(model, "_functional", None) is None:
+        raise ValueError(
+            f"Sequential model {model.name!r} has no input shape yet. Call it once on a batch, "
+            "or run `model.build((None, H, W, C))`, or start it with `keras.Input(shape)`."
+        )
+
+
+
+def iter_layers(model, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Yield ``(path, layer)`` for every layer, descending into nested models.
+
+    Paths join model names with ``/``: ``"mobilenetv2_1.00_96/block_3_expand"``. A nested model
+    is yielded itself before its layers.
+
+    >>> [p for p, _ in iter_layers(model)][:2]
+    ['conv1', 'conv2']
+    """
+    for layer in model.layers:
+        path = prefix + layer.name
+        yield path, layer
+        if isinstance(layer, _keras().Model) and is_graph_model(layer):
+            yield from iter_layers(layer, prefix=path + "/")
+
+
+def find_layer(model, ref) -> Any:
+    """Resolve a layer from a name, a path, an index or a layer object.
+
+    Args:
+        model: a Keras model.
+        ref: a layer name (``"conv2"``), a path through nested models
+            (``"mobilenetv2_1.00_96/block_3_expand"``), a name that is unique anywhere in the
+            nested models, an index into ``model.layers`` (negative counts from the end) or a
+            ``keras.layers.Layer`` that belongs to the model.
+
+    Returns:
+        The ``keras.layers.Layer``.
+
+    Raises:
+        KeyError: the name or path is unknown (the message lists the closest real names), or
+            the index is out of range.
+        TypeError: ``ref`` is of another type.
+
+    >>> find_layer(model, "conv2").name
+    'conv2'
+    """
+    _check_model(model)
+    keras = _keras()
+    if isinstance(ref, bool):
+        raise TypeError(f"Expected `layer` to be a name, index or Layer. Received: {ref!r}")
+    if isinstance(ref, int | np.integer):
+        n = len(model.layers)
+        if not -n <= int(ref) < n:
+            raise KeyError(
+                f"`layer` index {int(ref)} is out of range for model {model.name!r} with "
+                f"{n} layers (valid: {-n} to {n - 1})."
+            )
+        return model.layers[int(ref)]
+    entries = list(iter_layers(model))
+    if isinstance(ref, keras.layers.Layer):
+        for _, layer in entries:
+            if layer is ref:
+                return layer
+        raise KeyError(f"Layer {ref.name!r} (the object passed as `layer`) is not part of model "
+                       f"{model.name!r}.")
+    if not isinstance(ref, str):
+        raise TypeError(
+            "Expected `layer` to be a name, a path, an index or a keras Layer. "
+            f"Received: layer of type {type(ref).__name__}"
+        )
+    for path, layer in entries:
+        if path == ref:
+            return layer
+    by_name = [layer for _, layer in entries if layer.name == ref]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        paths = [p for p, layer in entries if layer.name == ref]
+        raise KeyError(f"Layer name {ref!r} is ambiguous in model {model.name!r}; use a path: "
+                       f"{paths}")
+    path_of = {layer.name: path for path, layer in entries}
+    path_of.update({path: path for path, _ in entries})
+    close = difflib.get_close_matches(ref, list(path_of), n=5, cutoff=0.4)
+    close = list(dict.fromkeys(path_of[c] for c in close))
+    hint = f" Closest names: {close}." if close else ""
+    raise KeyError(f"No layer {ref!r} in model {model.name!r}.{hint} "
+                   "See kerasviz.inspect.layer_table(model) for all layers.")
+
+
+def layer_path(model, layer) -> str:
+    """The path of ``layer`` inside ``model`` (``"outer_block/inner_layer"``)."""
+    for path, candidate in iter_layers(model):
+        if candidate is layer:
+            return path
+    raise KeyError(f"Layer {layer.name!r} is not part of model {model.name!r}.")
+
+
+
+def as_refs(layers) -> list:
+    """One layer reference or a sequence of them, as a list (``None`` gives ``[]``)."""
+    keras = _keras()
+    if layers is None:
+        return []
+    if isinstance(layers, str | int | np.integer | keras.layers.Layer):
+        return [layers]
+    return list(layers)
+
+
+
+def input_shape(model) -> tuple:
+    """``(H, W, C)`` of the model's single input (entries may be ``None``)."""
+    _check_model(model)
+    _sequential_ready(model)
+    return tuple(model.inputs[0].shape[1:])
+
+
+def num_outputs(model) -> int:
+    """The size of the prediction's last axis (the number of classes)."""
+    _check_model(model)
+    _sequential_ready(model)
+    return int(model.outputs[0].shape[-1])
+
+
+
+def check_inputs(model, inputs, name: str = "inputs",
+                 value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+    """`kerasviz._checks.check_images` against ``model``'s input shape.
+
+    Returns:
+        ``(batch, single)``: float32 ``(N, H, W, C)`` and whether one image was given.
+
+    Raises:
+        ValueError: the checks of `kerasviz._checks.check_images`, or images whose ``H, W, C``
+            differ from the model's where the model fixes them.
+
+    >>> check_inputs(model, np.zeros((28, 28, 1)))[0].shape
+    (1, 28, 28, 1)
+    """
+    _check_model(model)
+    return _checks.check_images(inputs, name=name, value_range=value_range,
+                                shape=input_shape(model), owner=f"model {model.name!r}")

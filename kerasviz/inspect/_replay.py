@@ -1,0 +1,206 @@
+"""Replaying a model's graph on fresh symbolic inputs, layer by layer, nested models included."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kerasviz.inspect._model import (
+    _check_model,
+    _keras,
+    _sequential_ready,
+    as_refs,
+    find_layer,
+    is_graph_model,
+)
+
+
+@dataclass
+class Tap:
+    """One layer call seen while replaying: where it is, what it is, what it gave."""
+
+    path: str
+    layer: Any
+    output: Any
+
+
+@dataclass
+class Call:
+    """One call recorded by a `Replay`: handed to its ``on_call`` hook.
+
+    Attributes:
+        path: the layer's path (``"backbone/block_1_expand"``).
+        layer: the layer, operation or nested model that was called.
+        args: the positional arguments (symbolic tensors of the replayed graph).
+        kwargs: the keyword arguments.
+        output: what the call gave.
+        nested: ``True`` for a nested Functional or Sequential model, whose own layers are
+            reported before it.
+    """
+
+    path: str
+    layer: Any
+    args: tuple
+    kwargs: dict
+    output: Any
+    nested: bool
+
+
+class Replay:
+    """Walks a (possibly nested) model on new symbolic inputs and records every layer output.
+
+    Args:
+        overrides: ``{id(layer): callable}``: call the callable instead of that layer.
+        on_call: called with a `Call` after every call, in execution order: how callers
+            record more than the outputs (inputs, arguments) without subclassing.
+    """
+
+    def __init__(self, overrides: dict[int, Any] | None = None,
+                 on_call: Callable[[Call], None] | None = None):
+        self.overrides = overrides or {}
+        self.on_call = on_call
+        self.taps: list[Tap] = []
+        self._seen: set[int] = set()
+
+    def run(self, model, inputs, prefix: str = ""):
+        """Replay ``model`` on ``inputs`` (symbolic tensors); returns its outputs."""
+        keras = _keras()
+        if isinstance(model, keras.Sequential):
+            x = inputs
+            for layer in model.layers:
+                x = self._call(layer, (x,), {}, prefix)
+            return x
+
+        def operation_fn(op):
+            return lambda *args, **kwargs: self._call(op, args, kwargs, prefix)
+
+        return model._run_through_graph(inputs, operation_fn=operation_fn)
+
+    def _call(self, layer, args, kwargs, prefix):
+        path = prefix + layer.name
+        nested = False
+        if id(layer) in self.overrides:
+            out = self.overrides[id(layer)](*args, **kwargs)
+        elif is_graph_model(layer):
+            _sequential_ready(layer)
+            inner_in = args[0] if len(args) == 1 else list(args)
+            out = self.run(layer, inner_in, prefix=path + "/")
+            nested = True
+        else:
+            out = layer(*args, **kwargs)
+        if id(layer) not in self._seen:  # a shared layer keeps its first output
+            self._seen.add(id(layer))
+            self.taps.append(Tap(path, layer, out))
+        if self.on_call is not None:
+            self.on_call(Call(path, layer, args, kwargs, out, nested))
+        return out
+
+    def output_of(self, layer):
+        for tap in self.taps:
+            if tap.layer is layer:
+                return tap.output
+        return None
+
+
+def fresh_input(model):
+    """A new ``keras.Input`` shaped like the model's single input."""
+    keras = _keras()
+    _sequential_ready(model)
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"kerasviz explains image models with one input; model {model.name!r} has "
+            f"{len(model.inputs)} inputs."
+        )
+    ref = model.inputs[0]
+    return keras.Input(shape=tuple(ref.shape[1:]), dtype=ref.dtype, name="kerasviz_input")
+
+
+def replay(model, overrides=None, on_call: Callable[[Call], None] | None = None):
+    """Walk ``model`` on a fresh symbolic input, recording every layer call.
+
+    Args:
+        model: a Functional or Sequential model (nested models are walked too).
+        overrides: ``{id(layer): callable}``: call the callable instead of that layer (how the
+            logits view and guided backprop change a layer without touching the model).
+        on_call: called with a `Call` after every layer call (see `Replay`).
+
+    Returns:
+        ``(inputs, prediction, walk)``: the new ``keras.Input``, the prediction tensor and the
+        `Replay` whose ``taps`` list every layer's path, object and output in execution order.
+
+    >>> inputs, prediction, walk = replay(model)
+    >>> walk.taps[0].path
+    'conv1'
+    """
+    _check_model(model)
+    if not is_graph_model(model):
+        raise TypeError(
+            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
+            "cannot be reached. Wrap its layers in a Functional or Sequential model."
+        )
+    inputs = fresh_input(model)
+    walk = Replay(overrides, on_call)
+    outputs = walk.run(model, inputs)
+    if isinstance(outputs, list | tuple):
+        if len(outputs) != 1:
+            raise ValueError(
+                f"kerasviz explains models with one output; model {model.name!r} has "
+                f"{len(outputs)} outputs."
+            )
+        outputs = outputs[0]
+    return inputs, outputs, walk
+
+
+def submodel(model, layers=()) -> Any:
+    """A Functional model returning several intermediate outputs and the prediction.
+
+    One forward pass of the returned model gives every requested layer's output, followed by
+    the model's prediction, for Functional, Sequential and nested models alike. The layers are
+    the user's own (weights are shared, nothing is copied or changed).
+
+    Args:
+        model: a Keras model (Functional, Sequential, or with nested sub-models).
+        layers: one layer reference or a sequence of them (see `find_layer`).
+
+    Returns:
+        A ``keras.Model`` whose outputs are ``[output of each layer ..., prediction]``.
+
+    Raises:
+        KeyError: an unknown layer (closest names listed).
+        ValueError: a Sequential model without input shape; several inputs or outputs.
+
+    >>> sub = submodel(model, ["conv1", "conv2"])
+    >>> [tuple(o.shape) for o in sub.outputs]
+    [(None, 30, 30, 32), (None, 28, 28, 32), (None, 10)]
+    """
+    keras = _keras()
+    refs = as_refs(layers)
+    targets = [find_layer(model, ref) for ref in refs]
+    inputs, prediction, walk = replay(model)
+    outs = []
+    for layer in targets:
+        if isinstance(layer, keras.layers.InputLayer):
+            outs.append(inputs)
+            continue
+        out = walk.output_of(layer)
+        if out is None:
+            raise ValueError(
+                f"Layer {layer.name!r} is not reached by a forward pass of model {model.name!r} "
+                "(it sits inside a subclassed model or is not used)."
+            )
+        outs.append(out)
+    return keras.Model(inputs, [*outs, prediction], name=f"{model.name}_kerasviz")
+
+
+
+def flat_model(model) -> Any:
+    """A Functional view of any supported model with the same prediction (weights shared).
+
+    Libraries that expect a Functional model (tf-keras-vis, Xplique) can be handed this view
+    of a Sequential or nested model.
+    """
+    keras = _keras()
+    inputs, prediction, _ = replay(model)
+    return keras.Model(inputs, prediction, name=f"{model.name}_flat")
+
