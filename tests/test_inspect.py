@@ -170,7 +170,7 @@ class TestDescribe:
             inspect.last_spatial_layer(model)
 
 
-class TestCheckImages:
+class TestCheckInputs:
     def test_single_and_batch(self, functional_model):
         img = np.zeros((16, 16, 3), np.uint8)
         batch, single = inspect.check_inputs(functional_model, img)
@@ -199,35 +199,35 @@ class TestCheckImages:
         with pytest.raises(error, match=match):
             inspect.check_inputs(functional_model, value)
 
-    def test_value_range(self):
-        with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
-            _checks.check_images(np.full((4, 4, 3), 255.0), value_range=(0, 1))
-        _checks.check_images(np.full((4, 4, 3), 1.0), value_range=(0, 1))
+
+class TestReplayHook:
+    def test_on_call_sees_every_call_in_order(self, nested_model):
+        calls = []
+        inputs, prediction, walk = inspect.replay(nested_model, on_call=calls.append)
+        leaves = [c for c in calls if not c.nested]
+        nested = [c for c in calls if c.nested]
+        # Every leaf layer of the backbone and the outer model, then the backbone itself once.
+        assert len(nested) == 1 and nested[0].path == nested_model.layers[1].name
+        assert [c.path for c in leaves] == [t.path for t in walk.taps
+                                            if not inspect.is_graph_model(t.layer)]
+        assert leaves[-1].output is prediction
+        first = leaves[0]
+        assert first.args[0] is inputs and first.path.startswith(nested[0].path + "/")
+
+    def test_overrides_are_reported(self, functional_model):
+        head = functional_model.get_layer("predictions")
+        seen = []
+        inspect.replay(functional_model, overrides={id(head): lambda x, *a, **k: x},
+                       on_call=lambda c: seen.append((c.layer.name, tuple(c.output.shape))))
+        assert seen[-1] == ("predictions", (None, 6))  # the override's output (gap's)
 
 
-class TestCheckTargets:
-    def test_forms(self):
-        assert _checks.check_targets(None, 2, 3) is None
-        np.testing.assert_array_equal(_checks.check_targets(2, 3, 3), [2, 2, 2])
-        np.testing.assert_array_equal(_checks.check_targets([0, 2], 2, 3), [0, 2])
-        np.testing.assert_array_equal(_checks.check_targets(np.array([1.0]), 1, 3), [1])
-
-    @pytest.mark.parametrize(
-        "targets, error, match",
-        [(3, ValueError, "out of range"), (-1, ValueError, "out of range"),
-         ([0, 1, 2], ValueError, "one per image"), (0.5, TypeError, "int"),
-         ("a", TypeError, "int")],
-    )
-    def test_bad_targets(self, targets, error, match):
-        with pytest.raises(error, match=match):
-            _checks.check_targets(targets, 2, 3)
-
-    def test_pair_and_positive_int(self):
-        assert _checks.pair(3, "patch") == (3, 3)
-        assert _checks.pair((2, 5), "patch") == (2, 5)
-        with pytest.raises(ValueError, match="stride"):
-            _checks.pair(0, "stride")
-        with pytest.raises(ValueError, match="patch"):
-            _checks.pair((1, 2, 3), "patch")
-        with pytest.raises(TypeError, match="batch_size"):
-            _checks.check_positive_int(2.0, "batch_size")
+class TestDeprecatedChecks:
+    def test_old_names_warn_and_still_work(self, functional_model):
+        with pytest.warns(DeprecationWarning, match="check_inputs"):
+            batch, single = inspect.check_images(np.zeros((16, 16, 3)), functional_model)
+        assert batch.shape == (1, 16, 16, 3) and single
+        with pytest.warns(DeprecationWarning, match="_checks.pair"):
+            assert inspect.pair(2, "patch") == (2, 2)
+        with pytest.raises(AttributeError):
+            inspect.no_such_name  # noqa: B018
