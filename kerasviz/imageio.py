@@ -89,10 +89,32 @@ def load_images(paths, input_shape, scale: float = 1 / 255, offset: float = 0.0)
     return images, files
 
 
+def as_display(image: np.ndarray) -> np.ndarray:
+    """An image scaled to [0, 1] for display: kept as it is when it lies in [0, 1], else
+    rescaled from its own minimum and maximum; one channel ``(H, W, 1)`` becomes ``(H, W)``.
+
+    Every picture kerasviz makes (figures, PNG overlays, `save_png`) shows images this way.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` in any range.
+
+    Returns:
+        float32 ``(H, W)`` or ``(H, W, C)`` in [0, 1].
+
+    >>> as_display(np.full((4, 4, 1), 127.0)).shape
+    (4, 4)
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    lo, hi = float(img.min()), float(img.max())
+    if lo < 0.0 or hi > 1.0:
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return img
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """An image in [0, 1] (or any range, rescaled) as 8-bit, grey images squeezed to 2-D."""
-    from kerasviz.plot._base import as_display  # the same scaling as on screen
-
     return np.round(np.clip(as_display(image), 0, 1) * 255).astype(np.uint8)
 
 

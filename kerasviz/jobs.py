@@ -55,6 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasviz import _checks, _compute, imageio, inspect
+from kerasviz._progress import Progress
+from kerasviz.plot.raster import overlay_rgb, png_bytes
 
 MANIFEST = "manifest.jsonl"
 JOB = "job.json"
@@ -185,119 +187,6 @@ def _sort_manifest(path: Path, names: list[str]) -> None:
         _atomic_write(path, lambda f: f.write(data))
 
 
-# -- rendering --------------------------------------------------------------------------------
-
-_SIGNED = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], np.float32)  # -, 0, +
-_RAMP = np.array([[0.0, 0.0, 0.5], [0.0, 0.3, 1.0], [0.0, 0.9, 0.9], [1.0, 0.9, 0.0],
-                  [0.9, 0.0, 0.0]], np.float32)
-
-
-def _colours(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """``values`` in [0, 1] ``(H, W)`` to RGB ``(H, W, 3)`` by linear interpolation of anchors."""
-    pos = np.clip(values, 0.0, 1.0) * (len(anchors) - 1)
-    low = np.minimum(pos.astype(np.int64), len(anchors) - 2)
-    frac = (pos - low)[..., None]
-    return anchors[low] * (1.0 - frac) + anchors[low + 1] * frac
-
-
-def overlay_rgb(image: np.ndarray, explanation: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The map over the image as uint8 RGB ``(H, W, 3)``: no figure, fast enough for datasets.
-
-    Signed maps (both signs present) are centred on 0 (blue negative, white 0, red positive);
-    others go from dark blue (lowest) to red (highest). The image is shown as it is when it lies
-    in [0, 1], else rescaled to its own range.
-
-    >>> overlay_rgb(np.zeros((8, 8, 1)), np.ones((8, 8))).shape
-    (8, 8, 3)
-    """
-    img = np.asarray(image, np.float32)
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
-    img = img[..., :3]
-    lo, hi = float(img.min()), float(img.max())
-    if lo < 0.0 or hi > 1.0:
-        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-    m = np.nan_to_num(np.asarray(explanation, np.float32))
-    if m.min() < 0.0 < m.max():
-        scale = float(np.abs(m).max())
-        colour = _colours(0.5 + 0.5 * m / scale, _SIGNED)
-    else:
-        low, high = float(m.min()), float(m.max())
-        colour = _colours((m - low) / (high - low) if high > low else np.zeros_like(m), _RAMP)
-    mixed = (1.0 - alpha) * img + alpha * colour
-    return np.round(np.clip(mixed, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _png_bytes(rgb: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# -- progress ---------------------------------------------------------------------------------
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class Progress:
-    """A one-line progress bar for a job: done/total, images per second and time left (ETA).
-
-    The rate is measured on this run's images only, so a resumed job's ETA is not flattered by
-    the images finished before. On a terminal the line is redrawn in place; otherwise a line is
-    printed at most every ``every`` seconds and at the end. Writes to stderr, so stdout stays
-    clean for results; ``KERASVIZ_QUIET`` or ``enabled=False`` silence it.
-
-    >>> bar = Progress(total=1000, done=250, label="gradcam")
-    >>> bar.update(260)  # prints e.g. "gradcam  260/1000 [##-------]  41.2 img/s  ETA 0:18"
-    """
-
-    def __init__(self, total: int, done: int = 0, label: str = "", enabled: bool = True,
-                 every: float = 10.0, stream=None):
-        import sys
-
-        self.total, self.start_done, self.label = int(total), int(done), label
-        self.enabled = enabled and not os.environ.get("KERASVIZ_QUIET") and total > done
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every = every
-        self.started = time.perf_counter()
-        self.last = -1e9
-
-    def line(self, done: int) -> str:
-        elapsed = time.perf_counter() - self.started
-        new = done - self.start_done
-        rate = new / elapsed if elapsed > 0 and new > 0 else 0.0
-        left = (self.total - done) / rate if rate > 0 else float("nan")
-        width = 24
-        fill = int(width * done / max(self.total, 1))
-        eta = _clock(left) if left == left else "?"
-        return (f"{self.label}  {done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
-                f"{rate:.1f} img/s  elapsed {_clock(elapsed)}  ETA {eta}")
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        final = done >= self.total
-        if self.tty:
-            self.stream.write("\r" + self.line(done) + ("\n" if final else ""))
-        elif final or now - self.last >= self.every:
-            self.stream.write(self.line(done) + "\n")
-            self.last = now
-        self.stream.flush()
-
-
 # -- the job ----------------------------------------------------------------------------------
 
 
@@ -420,6 +309,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     True
     """
     from kerasviz import attribution
+    from kerasviz.attribution._base import Scorer
 
     start_time = time.perf_counter()
     attribution.check_method(method)
@@ -464,8 +354,10 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     finished = {r["name"] for r in kept}
     del rows, kept  # only the names are needed from here on
 
-    forward = _compute.distribute(_compute.compiled_forward(model), explainer.strategy,
-                                  rows=batch_size)
+    # The model's own output scores the manifest and picks the top class, whatever `output`
+    # the explainer scores; the explainer's strategy splits these passes too.
+    scorer = Scorer(model, output="probability", batch_size=batch_size,
+                    strategy=explainer.strategy)
     h, w, c = (int(s) for s in shape)
     batches = [(s, e) for s, e in _compute.padded_chunks(len(files), batch_size)
                if any(names[i] not in finished for i in range(s, e))]
@@ -483,8 +375,9 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
         for k, (s, e) in enumerate(batches):
             batch = pending.result()
             pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-            scores = _compute.run_batched(forward, (batch,), batch_size)[0]  # (B, K)
-            picked = np.array([wanted[i] if wanted[i] is not None else int(np.argmax(scores[j]))
+            scores = scorer.predict(batch)  # (B, K)
+            top = np.argmax(scores, axis=-1)  # (B,) Scorer.targets' rule, without a 2nd pass
+            picked = np.array([top[j] if wanted[i] is None else wanted[i]
                                for j, i in enumerate(range(s, e))], np.int32)
             maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
             lines = []
@@ -497,7 +390,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
                 _atomic_write(base.with_name(base.name + ".npy"),
                               lambda f, m=maps[j]: np.save(f, m))
                 if png:
-                    data = _png_bytes(overlay_rgb(batch[j], maps[j]))
+                    data = png_bytes(overlay_rgb(batch[j], maps[j]))
                     _atomic_write(base.with_name(base.name + ".png"),
                                   lambda f, d=data: f.write(d))
                 lines.append(json.dumps({

@@ -131,14 +131,17 @@ class TestOutputs:
         assert jobs.inventory([tmp_path / "b.png"])[1] == ["b"]
 
     def test_overlay_colours_closed_form(self):
+        from kerasviz.plot import raster
+
+        assert jobs.overlay_rgb is raster.overlay_rgb  # the job draws with the raster module
         image = np.zeros((2, 2, 1), np.float32)
         signed = np.array([[1.0, -1.0], [0.0, 0.5]], np.float32)
-        rgb = jobs.overlay_rgb(image, signed, alpha=1.0)
+        rgb = raster.overlay_rgb(image, signed, alpha=1.0)
         assert rgb[0, 0].tolist() == [255, 0, 0]  # +max: red
         assert rgb[0, 1].tolist() == [0, 0, 255]  # -max: blue
         assert rgb[1, 0].tolist() == [255, 255, 255]  # 0: white
         assert rgb[1, 1].tolist() == [255, 128, 128]  # half way from white to red
-        half = jobs.overlay_rgb(np.ones((1, 1, 3)), np.zeros((1, 1)), alpha=0.5)
+        half = raster.overlay_rgb(np.ones((1, 1, 3)), np.zeros((1, 1)), alpha=0.5)
         assert half[0, 0].tolist() == [128, 128, 191]  # (white + dark blue) / 2
 
 

@@ -1,8 +1,10 @@
-"""Drawing, with matplotlib only: every function takes numpy arrays and returns a ``Figure``.
+"""Drawing: every function takes numpy arrays and returns a ``Figure`` (or pixels).
 
-Compute never draws and drawing never computes. matplotlib is imported on first use, with the
-non-interactive Agg backend unless the user chose another. Functions are grouped by area in
-submodules and re-exported here lazily.
+Compute never draws and drawing never computes; nothing here imports `kerasviz.inspect`.
+matplotlib is imported on first use, with the non-interactive Agg backend unless the user chose
+another. `kerasviz.plot.raster` (``overlay_rgb``, ``png_bytes``) needs numpy and Pillow only, so
+dataset jobs never load matplotlib. Functions are grouped by area in submodules and re-exported
+here lazily: ``kerasviz.plot.overlay_rgb`` imports the raster module alone.
 """
 
 import importlib
@@ -25,6 +27,8 @@ _WHERE = {
     "lime_view": "lime",
     "lime_overlay": "lime",
     "lime_figure": "lime",
+    "overlay_rgb": "raster",
+    "png_bytes": "raster",
 }
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasviz.imageio import as_display
+
 
 def pyplot():
     """matplotlib's pyplot, imported on first use with a non-interactive backend."""
@@ -37,17 +39,6 @@ def finish(fig, title: str | None = None, pad: float = 1.08, top: float = 0.95) 
         fig.tight_layout(pad=pad, rect=(0, 0, 1, top))
     else:
         fig.tight_layout(pad=pad)
-
-
-def as_display(image: np.ndarray) -> np.ndarray:
-    """An image ``(H, W, C)`` scaled to [0, 1] for display; one channel becomes ``(H, W)``."""
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    lo, hi = float(img.min()), float(img.max())
-    if lo < 0.0 or hi > 1.0:
-        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-    return img
 
 
 def show_image(ax, image: np.ndarray, title: str | None = None) -> None:

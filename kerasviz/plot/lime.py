@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasviz.plot._base import as_display, figure, overlay
+from kerasviz.imageio import as_display
+from kerasviz.plot._base import figure, overlay
 
 
 def _check(image, segments, weights):
