@@ -13,10 +13,11 @@ and the slices of the results are put back together in input order. With the def
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
+
+from kerasviz import _progress
 
 
 def tf():
@@ -159,7 +160,7 @@ def run_batched(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int,
     """
     n = arrays[0].shape[0]
     size = min(batch_size, n)
-    bar = progress_bar(n, progress, label)
+    bar = _progress.progress(n, progress, label)
     parts: list[list[np.ndarray]] | None = None
     for start, stop in padded_chunks(n, size):
         chunk = tuple(pad_to(a[start:stop], size) for a in arrays)
@@ -175,12 +176,7 @@ def run_batched(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int,
     return [np.concatenate(p, axis=0) for p in parts]
 
 
-def progress_bar(total: int, enabled: bool, label: str | None = None):
-    """A ``keras.utils.Progbar`` when ``enabled`` and not silenced by ``KERASVIZ_QUIET``."""
-    if not enabled or os.environ.get("KERASVIZ_QUIET"):
-        return None
-    import keras
-
-    if label:
-        print(label)
-    return keras.utils.Progbar(total)
+def progress_bar(total: int, enabled: bool, label: str | None = None, unit: str = "img"):
+    """A `kerasviz._progress.Progress` when ``enabled`` and not silenced by ``KERASVIZ_QUIET``,
+    else ``None`` (kept for callers written against the earlier Progbar helper)."""
+    return _progress.progress(total, enabled, label, unit=unit)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasviz import _checks, _compute, inspect
+from kerasviz import _checks, _compute, _progress, inspect
 
 MAX_STEPS_ENV = "KERASVIZ_MAX_STEPS"
 
@@ -160,7 +160,7 @@ class ActivationMaximization:
         decay_power: for ``"fourier"``: spectrum scaled by ``1 / f**decay_power``.
         batch_size: units optimised together.
         seed: random seed.
-        progress: show a progress bar (one tick per step).
+        progress: deprecated; pass ``progress=`` to `maximize`.
 
     >>> am = ActivationMaximization(model, "conv3", steps=128)
     >>> am.maximize(range(16)).shape
@@ -173,7 +173,7 @@ class ActivationMaximization:
                  tv: float = 0.05, l2: float = 0.0, blur_sigma: float = 0.0,
                  blur_every: int = 4, parameterization: str = "pixel",
                  decay_power: float = 1.0, batch_size: int = 16, seed: int = 0,
-                 progress: bool = True):
+                 progress: bool | None = None):
 
         self.model = model
         self.layer = layer
@@ -204,7 +204,13 @@ class ActivationMaximization:
         self.parameterization = parameterization
         self.decay_power = float(decay_power)
         self.seed = int(seed)
-        self.progress = progress
+        if progress is not None:
+            import warnings
+
+            warnings.warn("ActivationMaximization(progress=...) is deprecated: pass it to "
+                          "maximize(units, progress=...) instead.", DeprecationWarning,
+                          stacklevel=2)
+        self._progress = True if progress is None else bool(progress)
         shape = inspect.input_shape(model)
         if len(shape) != 3 or any(s is None for s in shape):
             raise ValueError(f"Model {model.name!r} takes inputs {shape}; activation "
@@ -395,7 +401,7 @@ class ActivationMaximization:
             out[:, i] = rng.uniform(-1.0, 1.0, (steps, 4))
         return out
 
-    def maximize(self, units, start=None) -> np.ndarray:
+    def maximize(self, units, start=None, progress: bool | None = None) -> np.ndarray:
         """Optimise one image per unit.
 
         Args:
@@ -404,6 +410,8 @@ class ActivationMaximization:
             start: optional starting images ``(N, H, W, C)`` in ``value_range``, one per unit
                 (``parameterization="pixel"`` only); default: grey plus seeded noise (10 % of the
                 range).
+            progress: a progress line (one tick per step); ``None``: shown, unless the
+                deprecated ``progress=False`` was given to the constructor.
 
         Returns:
             Images ``(N, H, W, C)`` float32 in ``value_range``, one per unit, in order.
@@ -432,8 +440,10 @@ class ActivationMaximization:
             self._step, self._to_image = self._build()
         size = min(self.batch_size, n)
         chunks = list(_compute.padded_chunks(n, size))
-        bar = _compute.progress_bar(steps * len(chunks), self.progress,
-                                    f"activation maximization: {n} units, {steps} steps")
+        shown = self._progress if progress is None else bool(progress)
+        bar = _progress.progress(steps * len(chunks), shown,
+                                 f"activation maximization: {n} units, {steps} steps",
+                                 unit="step")
         images = []
         for done, (start_i, stop) in enumerate(chunks):
             k = _compute.pad_to(keys[start_i:stop], size)

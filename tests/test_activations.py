@@ -111,8 +111,8 @@ def linear_model(keras):
 
 def test_linear_unit_moves_towards_sign_of_weights(linear_model):
     model, w = linear_model
-    am = ka.ActivationMaximization(model, "whole", steps=60, **NO_TRANSFORMS, **QUIET)
-    img = am.maximize([0])
+    am = ka.ActivationMaximization(model, "whole", steps=60, **NO_TRANSFORMS)
+    img = am.maximize([0], **QUIET)
     np.testing.assert_array_equal(np.sign(img[0, :, :, 0] - 0.5), np.sign(w))
     best = float(np.sum(np.maximum(w, 0)))  # the maximum over [0, 1] images
     start = float(np.sum(w * 0.5))
@@ -122,9 +122,9 @@ def test_linear_unit_moves_towards_sign_of_weights(linear_model):
 
 def test_neuron_changes_only_its_receptive_field(linear_model):
     model, _ = linear_model
-    am = ka.ActivationMaximization(model, "local", steps=30, **NO_TRANSFORMS, **QUIET)
+    am = ka.ActivationMaximization(model, "local", steps=30, **NO_TRANSFORMS)
     grey = np.full((1, 8, 8, 1), 0.5, np.float32)
-    img = am.maximize([(2, 4, 1)], start=grey)[0, :, :, 0]  # sees rows 2-4, columns 4-6
+    img = am.maximize([(2, 4, 1)], start=grey, **QUIET)[0, :, :, 0]  # sees rows 2-4, columns 4-6
     k = np.asarray(model.get_layer("local").kernel)[:, :, 0, 1]
     field = np.zeros((8, 8), bool)
     field[2:5, 4:7] = True
@@ -136,9 +136,9 @@ def test_fourier_parameterization_reaches_the_optimum(linear_model):
     model, w = linear_model
     start, best = float(np.sum(w * 0.5)), float(np.sum(np.maximum(w, 0)))
     for parameterization in ("pixel", "fourier"):
-        am = ka.ActivationMaximization(model, "whole", steps=40, **NO_TRANSFORMS, **QUIET,
+        am = ka.ActivationMaximization(model, "whole", steps=40, **NO_TRANSFORMS,
                                        parameterization=parameterization)
-        value = float(am.unit_values(am.maximize(0), [0])[0])
+        value = float(am.unit_values(am.maximize(0, **QUIET), [0])[0])
         assert value >= start + 0.75 * (best - start), parameterization
 
 
@@ -151,24 +151,39 @@ def test_default_transforms_on_a_smooth_unit(keras):
     w[:, 8:] = -1.0
     model.get_layer("halves").set_weights([w[:, :, None, None]])
     for parameterization in ("pixel", "fourier"):
-        am = ka.ActivationMaximization(model, "halves", steps=40, **QUIET,
+        am = ka.ActivationMaximization(model, "halves", steps=40,
                                        parameterization=parameterization)
-        img = am.maximize(0)[0, :, :, 0]
+        img = am.maximize(0, **QUIET)[0, :, :, 0]
         assert img[:, :6].mean() > 0.75 and img[:, 10:].mean() < 0.25, parameterization
 
 
 def test_batched_equals_unbatched_and_seeded(functional_model):
     units = [0, 3, (2, 2, 1), 5]
-    settings = dict(steps=8, blur_sigma=0.5, blur_every=2, **QUIET)
+    settings = dict(steps=8, blur_sigma=0.5, blur_every=2)
     together = ka.ActivationMaximization(functional_model, "conv2", batch_size=4, **settings)
     one_by_one = ka.ActivationMaximization(functional_model, "conv2", batch_size=1, **settings)
-    a = together.maximize(units)
-    b = one_by_one.maximize(units)
+    a = together.maximize(units, **QUIET)
+    b = one_by_one.maximize(units, **QUIET)
     np.testing.assert_allclose(a, b, atol=1e-5)
-    again = together.maximize(units)
+    again = together.maximize(units, **QUIET)
     np.testing.assert_array_equal(a, again)
     other = ka.ActivationMaximization(functional_model, "conv2", seed=1, **settings)
-    assert np.abs(other.maximize(units) - a).max() > 1e-3
+    assert np.abs(other.maximize(units, **QUIET) - a).max() > 1e-3
+
+
+def test_progress_is_a_call_argument(functional_model, monkeypatch, capsys):
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    am = ka.ActivationMaximization(functional_model, "conv2", steps=2, batch_size=1)
+    am.maximize([0, 1], **QUIET)
+    assert capsys.readouterr().err == ""
+    am.maximize([0, 1], progress=True)
+    err = capsys.readouterr().err
+    assert "activation maximization: 2 units, 2 steps" in err and "4/4" in err, err
+    assert "step/s" in err
+    with pytest.warns(DeprecationWarning, match="maximize"):
+        old = ka.ActivationMaximization(functional_model, "conv2", steps=2, progress=False)
+    old.maximize([0])  # the deprecated setting still silences the call
+    assert capsys.readouterr().err == ""
 
 
 def test_class_logit_through_logits_view(keras):
@@ -180,8 +195,8 @@ def test_class_logit_through_logits_view(keras):
     model = keras.Model(inputs, out)
     w = rng.normal(size=(36, 2)).astype(np.float32)
     model.get_layer("predictions").set_weights([w, np.zeros(2, np.float32)])
-    am = ka.ActivationMaximization(model, None, steps=40, **NO_TRANSFORMS, **QUIET)
-    img = am.maximize([1])
+    am = ka.ActivationMaximization(model, None, steps=40, **NO_TRANSFORMS)
+    img = am.maximize([1], **QUIET)
     np.testing.assert_array_equal(np.sign(img.ravel() - 0.5), np.sign(w[:, 1]))
     logit = am.unit_values(img, [1])[0]
     np.testing.assert_allclose(logit, img.reshape(1, -1) @ w[:, 1], rtol=1e-5)
@@ -194,14 +209,14 @@ def test_class_logit_through_logits_view(keras):
 
 def test_step_cap_from_environment(monkeypatch, linear_model):
     model, _ = linear_model
-    one = ka.ActivationMaximization(model, "whole", steps=1, **QUIET).maximize([0])
+    one = ka.ActivationMaximization(model, "whole", steps=1).maximize([0], **QUIET)
     monkeypatch.setenv(ka.MAX_STEPS_ENV, "1")
-    capped = ka.ActivationMaximization(model, "whole", steps=500, **QUIET).maximize([0])
+    capped = ka.ActivationMaximization(model, "whole", steps=500).maximize([0], **QUIET)
     np.testing.assert_array_equal(one, capped)
 
 
 def test_bad_units_and_settings(functional_model):
-    am = ka.ActivationMaximization(functional_model, "conv2", steps=2, **QUIET)
+    am = ka.ActivationMaximization(functional_model, "conv2", steps=2)
     with pytest.raises(ValueError, match="Unit 6 is out of range.*6 channels"):
         am.maximize([6])
     with pytest.raises(ValueError, match="Neuron"):
@@ -235,10 +250,10 @@ def test_reaches_tf_keras_vis_activation_in_same_steps(keras, functional_model):
 
     steps, units = 32, [0, 1, 2, 3]
     ours = ka.ActivationMaximization(functional_model, "conv2", steps=steps, learning_rate=0.25,
-                                     **NO_TRANSFORMS, **QUIET)
+                                     **NO_TRANSFORMS)
     seeds = np.concatenate([np.asarray(tf.random.stateless_uniform((1, 16, 16, 3), (0, u)))
                             for u in units])
-    mine = ours.unit_values(ours.maximize(units, start=seeds), units)
+    mine = ours.unit_values(ours.maximize(units, start=seeds, **QUIET), units)
     conv2 = functional_model.get_layer("conv2").output
     scored = keras.Model(functional_model.inputs,
                          keras.layers.GlobalAveragePooling2D()(conv2))

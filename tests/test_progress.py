@@ -1,0 +1,52 @@
+"""kerasviz._progress: the one progress line (rate, ETA), silenced by KERASVIZ_QUIET."""
+
+import io
+
+from kerasviz import _compute, _progress
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_quiet_env_and_disabled_print_nothing(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setenv("KERASVIZ_QUIET", "1")
+    _progress.Progress(10, label="x", every=0.0, stream=stream).update(10)
+    _progress.Progress(10, label="x", stream=stream).note("stage")
+    assert _progress.progress(10, True) is None and _compute.progress_bar(10, True) is None
+    monkeypatch.delenv("KERASVIZ_QUIET")
+    _progress.Progress(10, label="x", enabled=False, every=0.0, stream=stream).update(10)
+    _progress.Progress(10, done=10, every=0.0, stream=stream).update(10)  # nothing left to do
+    assert stream.getvalue() == ""
+    assert isinstance(_compute.progress_bar(10, True, "forward"), _progress.Progress)
+
+
+def test_lines_units_and_notes(monkeypatch):
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    stream = io.StringIO()
+    bar = _progress.Progress(4, label="steps", every=1e9, stream=stream, unit="step")
+    bar.started -= 2.0
+    bar.update(1)  # the first line is printed at once, then one every `every` seconds
+    bar.update(2)
+    bar.update(4)  # the last line always
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("steps  1/4 [######")
+    assert "step/s" in lines[1] and lines[1].endswith("ETA 0:00"), lines
+    bar.note("filters")
+    assert stream.getvalue().endswith("[steps] filters\n")
+
+
+def test_terminal_redraws_in_place(monkeypatch):
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    stream = Tty()
+    bar = _progress.Progress(3, label="job", stream=stream)
+    bar.update(1)
+    bar.update(3)
+    text = stream.getvalue()
+    assert text.startswith("\rjob  1/3") and text.count("\n") == 1 and text.endswith("\n")
+
+
+def test_clock():
+    assert _progress.clock(5) == "0:05" and _progress.clock(3725) == "1:02:05"
