@@ -52,18 +52,18 @@ def main(argv=None) -> int:
 
     model = models.load("shapes_cnn")
     layer, steps, units = "relu3", args.steps, list(range(args.units))
-    ours = ActivationMaximization(model, layer, steps=steps, batch_size=len(units),
-                                  progress=False)
-    single = ActivationMaximization(model, layer, steps=steps, batch_size=1, progress=False)
-    ours.maximize(units[:1] * len(units))  # trace the compiled step once
-    single.maximize(units[:1])
+    ours = ActivationMaximization(model, layer, steps=steps, batch_size=len(units))
+    single = ActivationMaximization(model, layer, steps=steps, batch_size=1)
+    ours.maximize(units[:1] * len(units), progress=False)  # trace the compiled step once
+    single.maximize(units[:1], progress=False)
     images = {}
 
     def run_ours():
-        images["ours"] = ours.maximize(units)
+        images["ours"] = ours.maximize(units, progress=False)
 
     batched = median_time(run_ours, repeats=args.repeats, warmup=0) / len(units)
-    one_by_one = median_time(lambda: single.maximize(units), repeats=1, warmup=0) / len(units)
+    one_by_one = median_time(lambda: single.maximize(units, progress=False), repeats=1,
+                             warmup=0) / len(units)
     ours_value = float(np.mean(ours.unit_values(images["ours"], units)))
 
     forward = _compute.compiled_forward(model)

@@ -101,10 +101,10 @@ def render(name: str, out: Path, steps: int) -> list[Path]:
 
     layer = MID_LAYER[name]
     am = ka.ActivationMaximization(model, layer, steps=steps, learning_rate=0.05, tv=0.1,
-                                   blur_sigma=0.5, blur_every=4, seed=0, progress=False)
+                                   blur_sigma=0.5, blur_every=4, seed=0)
     units = list(range(16))
     start = time.perf_counter()
-    gallery = am.maximize(units)
+    gallery = am.maximize(units, progress=False)
     seconds = time.perf_counter() - start
     values = am.unit_values(gallery, units)
     labels = [f"{layer}:{u} ({v:.1f})" for u, v in zip(units, values, strict=True)]
