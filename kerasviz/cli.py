@@ -52,13 +52,7 @@ def _load_model(ref: str):
         model = models.load(str(path))
     except ValueError as err:
         raise UsageError(f"model: {err}") from None
-    card_path = path.with_suffix(".json")
-    card = {}
-    if card_path.is_file():
-        import json
-
-        card = json.loads(card_path.read_text())
-    return model, card
+    return model, models.card(str(path))
 
 
 def cmd_info(args) -> int:
@@ -333,6 +327,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    quiet = os.environ.get("KERASVIZ_QUIET")  # --quiet sets it for this command only
     try:
         return args.func(args)
     except UsageError as err:
@@ -345,6 +340,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("kerasviz: interrupted", file=sys.stderr)
         return 130
+    finally:  # main([...]) called in-process leaves the caller's environment as it was
+        if quiet is None:
+            os.environ.pop("KERASVIZ_QUIET", None)
+        else:
+            os.environ["KERASVIZ_QUIET"] = quiet
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ class _Page:
 
     def figure(self, fig, name: str, alt: str, width: int | None = None) -> str:
         """Save a matplotlib Figure as ``img/name.png`` and return its ``<img>`` tag."""
-        from kerasviz.plot import _base
+        from kerasviz import plot
 
-        _base.save(fig, self.root / "img" / f"{name}.png")
+        plot.save(fig, self.root / "img" / f"{name}.png")
         style = f' style="max-width:{width}px"' if width else ""
         return f'<img src="img/{name}.png" alt="{html.escape(alt)}"{style}>'
 
@@ -90,14 +90,14 @@ def _summary_section(page: _Page, model, card: dict, rows) -> None:
 
 
 def _predictions_section(page: _Page, images, names, probs, class_names) -> None:
-    from kerasviz.plot import _base
+    from kerasviz import plot
 
     k = min(3, probs.shape[1])
     rows = []
     for i, name in enumerate(names):
         order = np.argsort(-probs[i])[:k]
         rows.append((name, *[f"{class_names[c]}: {probs[i, c]:.3f}" for c in order]))
-    fig = _base.image_grid(images, titles=[f"{n}\n{class_names[int(np.argmax(p))]}"
+    fig = plot.image_grid(images, titles=[f"{n}\n{class_names[int(np.argmax(p))]}"
                                            for n, p in zip(names, probs, strict=True)],
                            cols=min(8, len(names)), size=1.6)
     img = page.figure(fig, "inputs", "input images with their top class")
@@ -186,7 +186,7 @@ def _explanations_section(page: _Page, model, images, names, targets, class_name
         ("method", "class", "seconds", "seconds per image"), rows))
 
 
-def _reference_set(model_name: str, reference, input_shape, scale, offset):
+def _reference_set(model_name: str | None, reference, input_shape, scale, offset):
     """``(images, labels or None, label names or None)`` of the reference set, or None."""
     if reference is not None:
         from kerasviz import imageio
@@ -274,8 +274,10 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
     """Render the HTML report of a model on a few images into ``out/index.html``.
 
     Args:
-        model: a shipped model name (``"digits_cnn"``) or a ``.keras`` path.
-        images: image files or folders; default: the shipped samples of a shipped model.
+        model: a ``keras.Model``, a shipped model name (``"digits_cnn"``) or a ``.keras`` path
+            (its card, ``name.json`` beside it, gives class names and preprocessing).
+        images: image files or folders; default: the shipped samples of a shipped model
+            given by name.
         out: the report folder (written whole, then moved into place).
         methods: explanation methods (see `kerasviz.attribution.METHODS`).
         layers: layers whose activation maps are shown; default: every conv layer.
@@ -286,13 +288,14 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
             nearest neighbours, the 2-D map and the projector export; the shipped digits model
             uses the 1797 scikit-learn digits by default.
         force: replace an existing report at ``out``.
-        progress: print what is being computed.
+        progress: print what is being computed (to stderr; ``KERASVIZ_QUIET`` silences it).
         max_images: at most this many images are used.
 
     Returns:
         The path of ``index.html``.
 
     Raises:
+        TypeError: ``model`` is neither a ``keras.Model`` nor a name or path.
         FileExistsError: ``out`` exists and ``force`` is False.
         KeyError: an unknown method or layer.
         ValueError, FileNotFoundError: unreadable model or images.
@@ -300,7 +303,7 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
     >>> build_report("digits_cnn", out="/tmp/report")
     PosixPath('/tmp/report/index.html')
     """
-    from kerasviz import attribution, imageio, inspect, models
+    from kerasviz import _progress, attribution, imageio, inspect, models
 
     out = Path(out)
     if out.exists() and not force:
@@ -309,14 +312,19 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
         attribution.check_method(method)
     started = time.perf_counter()
 
-    def say(text):
-        if progress:
-            print(f"[kerasviz report] {text}", flush=True)
+    say = _progress.Progress(0, label="kerasviz report", enabled=progress).note
 
-    model_ref = str(model)
-    say(f"loading {model_ref}")
-    keras_model = models.load(model_ref)
-    card = models.card(model_ref)
+    if isinstance(model, str | Path):
+        model_ref = str(model)
+        say(f"loading {model_ref}")
+        keras_model, card = models.load(model_ref), models.card(model_ref)
+    else:
+        import keras
+
+        if not isinstance(model, keras.Model):
+            raise TypeError("Expected `model` to be a keras.Model, a shipped model name or a "
+                            f".keras path. Received: model of type {type(model).__name__}")
+        keras_model, card, model_ref = model, {}, None
     shape = inspect.input_shape(keras_model)
     scale, offset = models.preprocessing(card, scale, offset)
     if images is None:
@@ -360,7 +368,8 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
         (tmp / "index.html").write_text(_render(page, f"kerasviz report: {keras_model.name}",
                                                 subtitle))
         (tmp / "report.json").write_text(json.dumps(
-            {"model": model_ref, "images": [str(f) for f in files], "methods": list(methods),
+            {"model": model_ref or keras_model.name, "images": [str(f) for f in files],
+             "methods": list(methods),
              "seconds": round(total, 2), "timings": {k: round(v, 3) for k, v in
                                                       page.timings.items()}}, indent=2))
         if out.exists():

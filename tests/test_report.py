@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -136,16 +135,38 @@ def test_report_in_headless_chromium(built, tmp_path):
     assert (pixels < 200).mean() > 0.05 and pixels.std() > 20  # text and figures, not blank
 
 
-def test_cli_report_refuses_and_bad_input(tmp_path):
+def test_cli_report_refuses_and_bad_input(tmp_path, capsys):
+    from kerasviz.cli import main
+
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "kerasviz.cli", "report", *args],
-                              capture_output=True, text=True, timeout=120)
+        code = main(["report", *args])
+        return code, capsys.readouterr().err
 
     (tmp_path / "taken").mkdir()
-    out = run("--out", str(tmp_path / "taken"))
-    assert out.returncode == 2 and "--force" in out.stderr and "Traceback" not in out.stderr
-    out = run("--out", str(tmp_path / "r"), "--images", str(tmp_path / "missing.png"))
-    assert out.returncode == 2 and "no such file" in out.stderr
-    out = run("--out", str(tmp_path / "r"), "--methods", "occlusion,magic")
-    assert out.returncode == 2 and "Unknown method 'magic'" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    code, err = run("--out", str(tmp_path / "taken"))
+    assert code == 2 and "--force" in err and "Traceback" not in err
+    code, err = run("--out", str(tmp_path / "r"), "--images", str(tmp_path / "missing.png"))
+    assert code == 2 and "no such file" in err
+    code, err = run("--out", str(tmp_path / "r"), "--methods", "occlusion,magic")
+    assert code == 2 and "Unknown method 'magic'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_report_of_a_model_object(tmp_path, shipped, capsys, monkeypatch):
+    """A keras.Model in memory (no card): the report names it and uses the images given."""
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    model = shipped("shapes_cnn")
+    index = report.build_report(model, images="saved_models/samples/shapes", out=tmp_path / "r",
+                                methods=("gradcam",), layers=["conv1"])
+    page = index.read_text()
+    assert f"<title>kerasviz report: {html.escape(model.name)}</title>" in page
+    assert '<section id="explanations">' in page
+    meta = json.loads((index.parent / "report.json").read_text())
+    assert meta["model"] == model.name and len(meta["images"]) == 3
+    progress = capsys.readouterr()
+    assert "[kerasviz report] filters" in progress.err and progress.out == ""
+    with pytest.raises(TypeError, match="keras.Model"):
+        report.build_report(object(), images="saved_models/samples/shapes",
+                            out=tmp_path / "r2")
+    with pytest.raises(ValueError, match="no shipped samples"):
+        report.build_report(model, out=tmp_path / "r3", progress=False)
