@@ -76,12 +76,16 @@ class Progress:
         return (f"{head}{done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
                 f"{rate:.1f} {self.unit}/s  elapsed {clock(elapsed)}  ETA {eta}")
 
-    def update(self, done: int) -> None:
-        """Report that ``done`` items (in all, not since the last call) are finished."""
+    def update(self, done: int, finalize: bool | None = None) -> None:
+        """Report that ``done`` items (in all, not since the last call) are finished.
+
+        ``finalize=True`` ends the line although ``done < total`` (work that stops early);
+        ``None``: when ``done`` reaches ``total``.
+        """
         if not self.enabled:
             return
         now = time.perf_counter()
-        final = done >= self.total
+        final = done >= self.total if finalize is None else bool(finalize)
         if self.tty:
             if final or now - self.last >= REDRAW:
                 text = self.line(done)

@@ -46,6 +46,10 @@ def test_terminal_redraws_in_place(monkeypatch):
     bar.update(3)
     text = stream.getvalue()
     assert text.startswith("\rjob  1/3") and text.count("\n") == 1 and text.endswith("\n")
+    early = Tty()
+    bar = _progress.Progress(10, label="stream", stream=early)
+    bar.update(4, finalize=True)  # a stream that ended before its announced total
+    assert early.getvalue().startswith("\rstream  4/10") and early.getvalue().endswith("\n")
 
 
 def test_clock():
