@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kerasviz import inspect
+from kerasviz import attribution, inspect
 from kerasviz.attribution.incremental import (
     IncrementalFallbackWarning,
     IncrementalOcclusion,
@@ -18,14 +18,20 @@ def _images(n, height, width, channels=3, seed=0):
 
 def _exact(model, images, batch_sizes=(1, 3, 64), output="logit", **settings):
     """Incremental grids and maps equal full re-inference (1e-4) for every batch size."""
-    ref_maps, ref_grid = Occlusion(model, output=output, **{
+    ref = Occlusion(model, output=output, **{
         k: v for k, v in settings.items() if k in ("patch", "stride", "fill")
-    }).explain(images, return_grid=True)
+    }).explain_full(images)
+    ref_maps, ref_grid = ref.explanations, ref.grid
     assert np.abs(ref_grid).max() > 1e-3  # the patches change the score: the test can fail
     explainer = None
     for batch_size in batch_sizes:
         explainer = IncrementalOcclusion(model, output=output, batch_size=batch_size, **settings)
-        maps, grid = explainer.explain(images, return_grid=True)
+        result = explainer.explain_full(images)
+        maps, grid = result.explanations, result.grid
+        assert result.method == "occlusion_incremental"
+        np.testing.assert_array_equal(result.targets, ref.targets)
+        for got, want in zip(result.positions, ref.positions, strict=True):
+            np.testing.assert_array_equal(got, want)
         np.testing.assert_allclose(grid, ref_grid, atol=1e-4, rtol=0)
         np.testing.assert_allclose(maps, ref_maps, atol=1e-4, rtol=0)
     return explainer
@@ -81,7 +87,7 @@ def test_plain_stack_exact_every_batch_size_and_border(plain_model):
     images = _images(2, 39, 35)
     explainer = _exact(plain_model, images, batch_sizes=(5, 64), patch=(4, 3), stride=(4, 3),
                        full_threshold=1.0)
-    plan = explainer.last_plan
+    plan = explainer.plan(39, 35)
     windowed = [node.path for node in plan.nodes if plan.mode[node.index] == "win"]
     assert {"same_s1", "same_s2", "avg_valid", "dilated", "valid_s2", "max_same"} <= set(
         windowed)
@@ -92,7 +98,7 @@ def test_plain_stack_exact_every_batch_size_and_border(plain_model):
 def test_residual_network_exact_for_each_fill(residual_model, fill, batch_sizes):
     explainer = _exact(residual_model, _images(2, 30, 30, seed=1), batch_sizes=batch_sizes,
                        output="probability", patch=6, stride=4, fill=fill, full_threshold=0.9)
-    plan = explainer.last_plan
+    plan = explainer.plan(30, 30)
     merges = [n for n in plan.nodes if n.kind == "merge" and plan.mode[n.index] == "win"]
     assert len(merges) == 3  # Add, Concatenate and Multiply ran on windows
 
@@ -117,7 +123,7 @@ def test_mobilenetv2_nested_backbone_exact(keras):
     _calibrate_batchnorm(keras, model, _images(8, 32, 32, seed=9))
     explainer = _exact(model, _images(1, 32, 32, seed=2), batch_sizes=(24,), patch=4,
                        stride=4)
-    plan = explainer.last_plan
+    plan = explainer.plan(32, 32)
     assert plan.mode[1] == "win" and "full" in plan.mode
     kinds = {type(n.layer).__name__ for n in plan.nodes[1:] if plan.mode[n.index] == "win"}
     assert {"Conv2D", "BatchNormalization", "ReLU", "DepthwiseConv2D", "ZeroPadding2D"} <= kinds
@@ -144,7 +150,7 @@ def test_nested_functional_and_sequential_blocks_exact(keras):
     model = keras.Model(inputs, layers.Dense(3)(x), name="outer")
     explainer = _exact(model, _images(2, 20, 20, seed=4), batch_sizes=(2, 9), patch=4, stride=3,
                        full_threshold=1.0)
-    plan = explainer.last_plan
+    plan = explainer.plan(20, 20)
     windowed = [type(n.layer).__name__ for n in plan.nodes[1:] if plan.mode[n.index] == "win"]
     assert windowed == ["Conv2D", "Conv2D", "Conv2D", "ReLU"]  # both nested models' layers
 
@@ -161,36 +167,37 @@ def test_unknown_layer_falls_back_with_a_notice_and_stays_exact(keras):
     with pytest.warns(IncrementalFallbackWarning, match="'upsample' .*UpSampling2D"):
         explainer = _exact(model, _images(1, 16, 16, seed=5), batch_sizes=(8,), patch=4,
                            stride=4)
-    assert len(explainer.notices) == 1 and "upsample" in explainer.notices[0]
-    assert explainer.last_plan.mode[1] == "win" and explainer.last_plan.mode[2] == "full"
+    plan = explainer.plan(16, 16)  # cached: no second warning
+    assert len(plan.notices) == 1 and "upsample" in plan.notices[0]
+    assert plan.mode[1] == "win" and plan.mode[2] == "full"
 
 
 def test_projective_threshold_is_exact_at_one_and_approximate_below(plain_model):
     images = _images(1, 39, 35, seed=6)
-    exact = Occlusion(plain_model, patch=5, stride=3, output="logit").explain(
-        images, return_grid=True)[1]
+    exact = Occlusion(plain_model, patch=5, stride=3, output="logit").explain_full(images).grid
     wide = IncrementalOcclusion(plain_model, patch=5, stride=3, output="logit",
                                 full_threshold=1.0, projective_threshold=1.0)
-    np.testing.assert_allclose(wide.explain(images, return_grid=True)[1], exact, atol=1e-4)
+    np.testing.assert_allclose(wide.explain_full(images).grid, exact, atol=1e-4)
     narrow = IncrementalOcclusion(plain_model, patch=5, stride=3, output="logit",
                                   full_threshold=1.0, projective_threshold=0.2)
-    approx = narrow.explain(images, return_grid=True)[1]
+    approx = narrow.explain_full(images).grid
     error = np.abs(approx - exact).max()
     assert 1e-4 < error < np.abs(exact).max() * 2
-    sizes = [a[0].size for a in narrow.last_plan.axes if a is not None]
+    sizes = [a[0].size for a in narrow.plan(39, 35).axes if a is not None]
     assert max(sizes[1:]) <= max(5, int(np.ceil(0.2 * 39)))
 
 
 def test_adaptive_scores_the_chosen_positions_exactly(residual_model):
     images = _images(2, 30, 30, seed=7)
-    exact = Occlusion(residual_model, patch=6, stride=3, output="logit").explain(
-        images, return_grid=True)[1]
+    exact = Occlusion(residual_model, patch=6, stride=3, output="logit").explain_full(images).grid
     full = IncrementalOcclusion(residual_model, patch=6, stride=3, output="logit", adaptive=1.0)
-    np.testing.assert_allclose(full.explain(images, return_grid=True)[1], exact, atol=1e-4)
-    assert full.last_exact.all()
+    everything = full.explain_full(images)
+    np.testing.assert_allclose(everything.grid, exact, atol=1e-4)
+    assert everything.exact.all()
     half = IncrementalOcclusion(residual_model, patch=6, stride=3, output="logit", adaptive=0.5)
-    grid = half.explain(images, return_grid=True)[1]
-    mask = half.last_exact
+    result = half.explain_full(images)
+    grid, mask = result.grid, result.exact
+    np.testing.assert_array_equal(half.explain(images), result.explanations)
     rows, cols = exact.shape[1:]
     coarse = len(range(0, rows, 2)) * len(range(0, cols, 2))  # odd counts: the edge is included
     rest = rows * cols - coarse
@@ -226,8 +233,10 @@ def test_bad_settings(sequential_model, name, value):
 
 
 def test_mode_other_than_incremental_is_refused(sequential_model):
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="mode.*Occlusion"):
         IncrementalOcclusion(sequential_model, mode="full")
+    with pytest.warns(DeprecationWarning, match="mode"):
+        IncrementalOcclusion(sequential_model, patch=4, mode="incremental")
 
 
 def test_score_of_arbitrary_positions_matches_full_kernel(residual_model):
@@ -244,14 +253,47 @@ def test_score_of_arbitrary_positions_matches_full_kernel(residual_model):
 
 
 def test_occlusion_mode_switch(residual_model):
+    """The registry replaces ``Occlusion(..., mode="incremental")``, which now names it."""
     images = _images(1, 30, 30, seed=10)
     full = Occlusion(residual_model, patch=6, stride=6)
-    inc = Occlusion(residual_model, patch=6, stride=6, mode="incremental", full_threshold=0.9)
-    assert type(full) is Occlusion and full.mode == "full"
-    assert isinstance(inc, IncrementalOcclusion) and inc.mode == "incremental"
+    inc = attribution.create("occlusion_incremental", residual_model, patch=6, stride=6,
+                             output="probability", full_threshold=0.9)
+    assert type(full) is Occlusion and not isinstance(full, IncrementalOcclusion)
+    assert type(inc) is IncrementalOcclusion and not isinstance(inc, Occlusion)
     assert inc.full_threshold == 0.9
     np.testing.assert_allclose(inc.explain(images), full.explain(images), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="IncrementalOcclusion"):
+        Occlusion(residual_model, patch=6, mode="incremental")
     with pytest.raises(ValueError, match="mode"):
         Occlusion(residual_model, mode="fast")
     with pytest.raises(TypeError):
-        Occlusion(residual_model, mode="full", full_threshold=0.9)
+        Occlusion(residual_model, full_threshold=0.9)
+
+
+def test_packages_do_not_import_each_other():
+    """Patch geometry lives in `_patches`: neither occlusion module imports the other."""
+    import ast
+    from pathlib import Path
+
+    root = Path(attribution.__file__).parent
+    sources = {"occlusion": [root / "occlusion.py"],
+               "incremental": sorted((root / "incremental").glob("*.py"))}
+    for name, other in (("occlusion", "incremental"), ("incremental", "occlusion")):
+        for path in sources[name]:
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    assert node.module != f"kerasviz.attribution.{other}", path
+                    assert not (node.module or "").startswith(
+                        f"kerasviz.attribution.{other}."), path
+                if isinstance(node, ast.ImportFrom) and node.module == "kerasviz.attribution":
+                    assert other not in {a.name for a in node.names}, path
+    for path in sources["incremental"]:
+        assert len(path.read_text().splitlines()) < 600, path
+
+
+def test_recorder_uses_the_public_replay_hook():
+    """The call graph is recorded through ``on_call``, not by overriding ``Replay._call``."""
+    from kerasviz.attribution.incremental import _graph
+
+    assert not any(isinstance(v, type) and issubclass(v, inspect.Replay)
+                   for v in vars(_graph).values())

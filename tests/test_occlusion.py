@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from kerasviz import attribution
 from kerasviz.attribution import Occlusion
-from kerasviz.attribution.occlusion import grid_to_map, patch_starts
+from kerasviz.attribution._patches import grid_to_map, patch_starts
 
 # --------------------------------------------------------------------------------------------
 # An independent reference: one eager model call per position, occluded copies built in numpy.
@@ -109,7 +110,8 @@ def test_closed_form_region_sum(keras, fill):
     value = 0.75
     images = np.full((1, size, size, 3), value, np.float32)
     occ = Occlusion(model, patch=(6, 4), stride=(3, 2), fill=fill, batch_size=5)
-    maps, grid = occ.explain(images, 0, return_grid=True)
+    result = occ.explain_full(images, 0)
+    maps, grid = result.explanations, result.grid
     fill_value = value if fill == "mean" else fill
     tops, lefts = _starts(size, 6, 3), _starts(size, 4, 2)
     expected = np.array([[_overlap(t, t + 6, region[0], region[1])
@@ -129,14 +131,15 @@ def test_mixed_targets_pick_each_images_region(keras):
     model = _region_model(keras, size, regions)
     images = _images(2, size, seed=3)
     occ = Occlusion(model, patch=4, stride=2, fill=0.0, batch_size=7)
-    maps = occ.explain(images, [0, 1])
+    result = occ.explain_full(images, [0, 1])
+    maps = result.explanations
     for k, (t, b, left, r) in enumerate(regions):
         outside = np.ones((size, size), bool)
         # any pixel whose covering patches all miss the region has a zero map
         outside[max(0, t - 3):b + 3, max(0, left - 3):r + 3] = False
         assert np.all(maps[k][outside] == 0)
         assert maps[k][t:b, left:r].min() > 0
-    np.testing.assert_array_equal(occ.last_targets, [0, 1])
+    np.testing.assert_array_equal(result.targets, [0, 1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,7 +153,8 @@ def test_equals_naive_loop_for_any_batch_size(functional_model, batch_size):
     patch, stride = (5, 4), (3, 2)
     occ = Occlusion(functional_model, patch=patch, stride=stride, fill=0.5,
                     batch_size=batch_size)
-    maps, grid = occ.explain(images, [2, 0], return_grid=True)
+    result = occ.explain_full(images, [2, 0])
+    maps, grid = result.explanations, result.grid
     fill = np.full((2, 1, 1, 3), 0.5, np.float32)
     ref_grid, ref_maps = _naive(functional_model, images, [2, 0], patch, stride, fill)
     np.testing.assert_allclose(grid, ref_grid, atol=1e-5)
@@ -164,7 +168,8 @@ def test_image_dependent_fills_match_naive(functional_model, fill):
 
     images = _images(2, seed=2)
     occ = Occlusion(functional_model, patch=4, stride=4, fill=fill, batch_size=6, blur_sigma=1.5)
-    maps = occ.explain(images)  # top class
+    result = occ.explain_full(images)  # top class
+    maps = result.explanations
     top = np.argmax(np.asarray(functional_model(images)), axis=-1)
     if fill == "mean":
         ref_fill = images.mean(axis=(1, 2), keepdims=True)
@@ -172,7 +177,7 @@ def test_image_dependent_fills_match_naive(functional_model, fill):
         ref_fill = gaussian_filter(images, sigma=(0, 1.5, 1.5, 0), mode="reflect")
     _, ref_maps = _naive(functional_model, images, top, (4, 4), (4, 4), ref_fill)
     np.testing.assert_allclose(maps, ref_maps, atol=1e-5)
-    np.testing.assert_array_equal(occ.last_targets, top)
+    np.testing.assert_array_equal(result.targets, top)
 
 
 def test_logit_output_matches_naive_on_logits(functional_model):
@@ -180,7 +185,7 @@ def test_logit_output_matches_naive_on_logits(functional_model):
 
     images = _images(1, seed=4)
     occ = Occlusion(functional_model, patch=6, stride=5, fill=0.0, output="logit", batch_size=8)
-    grid = occ.explain(images, 1, return_grid=True)[1]
+    grid = occ.explain_full(images, 1).grid
     logits = inspect.logits_model(functional_model)
     ref_grid, _ = _naive(logits, images, [1], (6, 6), (5, 5), np.zeros((1, 1, 1, 3)))
     np.testing.assert_allclose(grid, ref_grid, atol=1e-5)
@@ -193,15 +198,108 @@ def test_model_kinds_one_image_and_batch(request, name):
     images = _images(2, size, seed=5)
     patch = 16 if size == 32 else 4
     occ = Occlusion(model, patch=patch, stride=patch, fill=0.5, batch_size=5)
-    maps, grid = occ.explain(images, [1, 2], return_grid=True)
+    result = occ.explain_full(images, [1, 2])
+    maps, grid = result.explanations, result.grid
     fill = np.full((2, 1, 1, 3), 0.5, np.float32)
     ref_grid, ref_maps = _naive(model, images, [1, 2], (patch, patch), (patch, patch), fill)
     np.testing.assert_allclose(grid, ref_grid, atol=1e-5)
     np.testing.assert_allclose(maps, ref_maps, atol=1e-5)
-    one_map, one_grid = occ.explain(images[1], 2, return_grid=True)  # a single image
+    with pytest.warns(DeprecationWarning, match="explain_full"):  # the deprecated alias
+        one_map, one_grid = occ.explain(images[1], 2, return_grid=True)  # a single image
     assert one_map.shape == (size, size) and one_grid.shape == ref_grid.shape[1:]
     np.testing.assert_allclose(one_grid, ref_grid[1], atol=1e-5)
     np.testing.assert_allclose(one_map, ref_maps[1], atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# The result contract
+# --------------------------------------------------------------------------------------------
+
+
+def test_explain_full_is_batch_first_with_grid_and_positions(functional_model):
+    occ = Occlusion(functional_model, patch=5, stride=3, fill=0.5, batch_size=9)
+    images = _images(2, seed=11)
+    result = occ.explain_full(images)
+    tops, lefts = result.positions
+    assert result.method == "occlusion"
+    assert tops.tolist() == _starts(16, 5, 3) and lefts.tolist() == _starts(16, 5, 3)
+    assert result.grid.shape == (2, len(tops), len(lefts)) and result.grid.dtype == np.float32
+    assert result.targets.dtype == np.int32 and result.exact is None
+    np.testing.assert_array_equal(result.targets, np.argmax(functional_model(images), -1))
+    np.testing.assert_array_equal(occ.explain(images), result.explanations)
+    one = occ.explain_full(images[1], 2)  # one image: still batch first
+    assert one.explanations.shape == (1, 16, 16) and one.grid.shape == (1, *result.grid.shape[1:])
+    assert occ.explain(images[1], 2).shape == (16, 16)
+    assert not any(name.startswith("last_") for name in vars(occ))  # nothing kept per call
+
+
+def test_default_blur_sigma_is_the_one_rule(functional_model):
+    """``blur_sigma=None`` means ``max(H, W) / 16`` (1 px here), not half the patch."""
+    from scipy.ndimage import gaussian_filter
+
+    images = _images(1, seed=12)
+    occ = Occlusion(functional_model, patch=4, stride=4, fill="blur", output="logit")
+    assert occ.blur_sigma is None
+    expected = gaussian_filter(images, sigma=(0, 1.0, 1.0, 0), mode="reflect")
+    np.testing.assert_allclose(occ.fills(images), expected, atol=1e-6)
+    same = Occlusion(functional_model, patch=4, stride=4, fill="blur", output="logit",
+                     blur_sigma=1.0)
+    np.testing.assert_array_equal(occ.explain(images, 0), same.explain(images, 0))
+
+
+def test_mode_is_gone_with_a_named_replacement(functional_model):
+    with pytest.raises(ValueError, match="IncrementalOcclusion.*occlusion_incremental"):
+        Occlusion(functional_model, patch=4, mode="incremental")
+    with pytest.raises(ValueError, match="mode"):
+        Occlusion(functional_model, patch=4, mode="fast")
+    with pytest.warns(DeprecationWarning, match="mode"):
+        old = Occlusion(functional_model, patch=4, stride=4, mode="full")
+    assert type(old) is Occlusion
+    images = _images(1, seed=13)
+    np.testing.assert_array_equal(old.explain(images, 0), Occlusion(
+        functional_model, patch=4, stride=4).explain(images, 0))
+    assert type(attribution.create("occlusion", functional_model)) is Occlusion
+
+
+# --------------------------------------------------------------------------------------------
+# Cost: N * (P + 1) forward rows, counted by the model itself
+# --------------------------------------------------------------------------------------------
+
+
+def _counting_model(keras):
+    """A CNN whose first layer adds the rows of every batch it sees to a variable."""
+    import tensorflow as tf
+
+    class CountRows(keras.layers.Layer):
+        def build(self, input_shape):
+            self.rows = self.add_weight(shape=(), initializer="zeros", dtype="int64",
+                                        trainable=False, name="rows")
+
+        def call(self, x):
+            self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+            return x
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((12, 10, 3))
+    counter = CountRows(name="count_rows")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(counter(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    return model, counter
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 10_000])
+@pytest.mark.parametrize("targets", [None, 1])
+def test_forward_rows_are_n_times_positions_plus_one(keras, batch_size, targets):
+    model, counter = _counting_model(keras)
+    occ = Occlusion(model, patch=(4, 3), stride=(3, 2), fill=0.0, batch_size=batch_size)
+    tops, lefts = occ.positions(12, 10)
+    positions = len(tops) * len(lefts)  # P = 4 * 5
+    for n in (1, 3):
+        counter.rows.assign(0)
+        result = occ.explain_full(_images(n, seed=14)[:, :12, :10], targets)
+        assert result.grid.shape == (n, len(tops), len(lefts))
+        assert int(counter.rows.numpy()) == n * (positions + 1)
 
 
 # --------------------------------------------------------------------------------------------

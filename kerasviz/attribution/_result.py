@@ -38,6 +38,9 @@ class Explanation:
             cols)`` score drops (entry ``[n, i, j]`` for the patch at ``(tops[i], lefts[j])``),
             a CAM's ``(N, h, w)`` map on its layer.
         positions: occlusion's ``(tops, lefts)`` patch start rows and columns.
+        exact: adaptive incremental occlusion's boolean ``(N, rows, cols)`` mask of the grid
+            positions scored exactly (the others are interpolated); ``None`` where every
+            position was scored.
         layer: the path of the layer a CAM weighed, or a unit projection's layer.
         attributions: float32 ``(N, H, W, C)`` per-channel values before the channel reduction
             (gradients, Integrated Gradients), where the method has them.
@@ -64,6 +67,7 @@ class Explanation:
     intercepts: np.ndarray | None = None
     fit_r2: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    exact: np.ndarray | None = None
 
     def _need_segments(self, what: str) -> None:
         if self.segments is None or self.weights is None:
