@@ -20,16 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasviz import _checks, inspect
+from kerasviz import _checks
 
-# Friendly method names -> (class name in kerasviz.attribution, default settings). The defaults
+# Friendly method names -> (registry name in kerasviz.attribution, default settings). The defaults
 # suit small images of whole objects on a background; pass settings to override them.
 METHODS = {
-    "lime": ("Lime", {"segmentation": "felzenszwalb",
+    "lime": ("lime", {"segmentation": "felzenszwalb",
                       "segmentation_args": {"scale": 50, "min_size": 10},
                       "fill": "blur", "output": "logit", "num_samples": 500}),
-    "occlusion": ("Occlusion", {"patch": 8, "stride": 4, "fill": "blur"}),
-    "gradcam": ("GradCAM", {}),
+    "occlusion": ("occlusion", {"patch": 8, "stride": 4, "fill": "blur",
+                                "output": "probability"}),
+    "gradcam": ("gradcam", {}),
 }
 
 
@@ -78,13 +79,17 @@ def background_reliance(explanations, masks, margin: int = 0) -> np.ndarray:
 
 
 def accuracy(model, images, labels, batch_size: int = 64) -> float:
-    """Top-1 accuracy of ``model`` on ``images`` ``(N, H, W, C)`` with int ``labels`` ``(N,)``."""
-    from kerasviz import _compute
+    """Top-1 accuracy of ``model`` on ``images`` ``(N, H, W, C)`` with int ``labels`` ``(N,)``.
 
-    batch, _ = inspect.check_inputs(model, images)
+    >>> accuracy(model, images, labels)
+    1.0
+    """
+    from kerasviz.attribution import Scorer
+
+    scorer = Scorer(model, batch_size=batch_size)
+    batch, _ = scorer.check_inputs(images)
     y = _labels(labels, batch.shape[0])
-    scores = _compute.run_batched(_compute.compiled_forward(model), (batch,), batch_size)[0]
-    return float(np.mean(np.argmax(scores, axis=-1) == y))
+    return float(np.mean(np.argmax(scorer.predict(batch), axis=-1) == y))
 
 
 def explainer(model, method, **settings):
@@ -93,8 +98,10 @@ def explainer(model, method, **settings):
 
     ``"lime"``, ``"occlusion"`` and ``"gradcam"`` get the settings of `METHODS` (tuned for
     small images of a whole object: LIME on Felzenszwalb superpixels with a blurred fill and
-    logits, occlusion with 8-pixel blurred patches); other names of
-    `kerasviz.attribution.create` and class names of `kerasviz.attribution` work too.
+    logits, occlusion with 8-pixel blurred patches on probabilities) over those of
+    `kerasviz.attribution.create`; other registry names (`kerasviz.attribution.REGISTRY`) work
+    too, with the registry's defaults, and class names of `kerasviz.attribution` with the
+    class's own defaults.
 
     Raises:
         KeyError: an unknown name, listing the known ones.
@@ -111,32 +118,37 @@ def explainer(model, method, **settings):
     from kerasviz import attribution
 
     key = method.lower().replace("-", "").replace("_", "")
+    by_class = {cls: name for name, cls in attribution.METHODS.items()}
     if key in METHODS:
         name, defaults = METHODS[key]
-    elif method in getattr(attribution, "METHODS", {}):
-        return attribution.create(method, model, **settings)
-    elif method in attribution._WHERE:
+    elif method in attribution.REGISTRY:
         name, defaults = method, {}
+    elif method in by_class:
+        name, defaults = by_class[method], None
     else:
-        known = sorted({*METHODS, *getattr(attribution, "METHODS", {}), *attribution._WHERE})
+        known = sorted({*METHODS, *attribution.REGISTRY, *by_class})
         raise KeyError(f"Unknown method {method!r}. Known: {known}")
     try:
-        cls = getattr(attribution, name)
-    except (ImportError, AttributeError) as err:
+        cls = attribution.explainer_class(name)
+    except ImportError as err:
         raise ImportError(f"Method {method!r} ({name}) is not available: {err}") from None
-    return cls(model, **{**defaults, **settings})
+    if defaults is None:  # a class name: the class's own defaults
+        return cls(model, **settings)
+    return attribution.create(name, model, **{**defaults, **settings})
 
 
 def available_methods() -> list[str]:
-    """The short names of `METHODS` whose explainers can be imported here."""
-    import importlib
+    """The short names of `METHODS` whose explainers can be imported here.
 
+    >>> available_methods()
+    ['lime', 'occlusion', 'gradcam']
+    """
     from kerasviz import attribution
 
     out = []
     for key, (name, _) in METHODS.items():
         try:
-            importlib.import_module(f"kerasviz.attribution.{attribution._WHERE[name]}")
+            attribution.explainer_class(name)
         except ImportError:
             continue
         out.append(key)
@@ -209,10 +221,11 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     >>> shortcut_report(model, images, masks, labels, "gradcam").mean_reliance
     0.93
     """
-    from kerasviz import _compute
+    from kerasviz.attribution import Scorer
     from kerasviz.attribution.lime import Lime
 
-    batch, _ = inspect.check_inputs(model, images)
+    scorer = Scorer(model, batch_size=batch_size)
+    batch, _ = scorer.check_inputs(images)
     n, h, w = batch.shape[:3]
     m = np.asarray(masks)
     if m.shape != (n, h, w):
@@ -224,12 +237,11 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     if swapped is not None and (not isinstance(swapped, tuple | list) or len(swapped) != 2):
         raise ValueError("Expected `swapped` to be (images, labels) or None. "
                          f"Received: {type(swapped)!r}")
-    forward = _compute.compiled_forward(model)
 
     def acc(x, labels_):
-        xb, _ = inspect.check_inputs(model, x, name="swapped images")
+        xb, _ = scorer.check_inputs(x, name="swapped images")
         yb = _labels(labels_, xb.shape[0])
-        scores = _compute.run_batched(forward, (xb,), batch_size)[0]
+        scores = scorer.predict(xb)
         return float(np.mean(np.argmax(scores, axis=-1) == yb)), scores
 
     accuracy_, scores = acc(batch, y)

@@ -103,6 +103,28 @@ class TestReport:
         with pytest.raises(KeyError, match="Known"):
             shortcut.explainer(model, "telepathy")
 
+    def test_explainers_come_from_the_registry(self, keras, data):
+        from kerasviz import attribution
+        from kerasviz.attribution import IncrementalOcclusion, Occlusion
+
+        images, _, labels = data
+        model = _region_model(keras, True)
+        assert shortcut.available_methods() == ["lime", "occlusion", "gradcam"]
+        occ = shortcut.explainer(model, "occlusion")
+        assert type(occ) is Occlusion  # the finder's own defaults over the registry's
+        assert (occ.patch, occ.stride, occ.fill, occ.output) == ((8, 8), (4, 4), "blur",
+                                                                 "probability")
+        np.testing.assert_array_equal(
+            occ.explain(images, 0),
+            attribution.create("occlusion", model, patch=8, stride=4, fill="blur",
+                               output="probability").explain(images, 0))
+        inc = shortcut.explainer(model, "occlusion_incremental", full_threshold=0.9)
+        assert type(inc) is IncrementalOcclusion and inc.output == "logit"  # registry defaults
+        assert shortcut.explainer(model, "Occlusion").patch == (8, 8)  # a friendly name
+        assert shortcut.explainer(model, "IntegratedGradients").steps == 64  # class defaults
+        assert shortcut.accuracy(model, images, labels) == 1.0
+        assert shortcut.accuracy(model, images * 0.3, labels, batch_size=2) == 0.0
+
     def test_bad_input(self, keras, data):
         images, masks, labels = data
         model = _region_model(keras, True)
