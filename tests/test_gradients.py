@@ -144,8 +144,8 @@ class TestIntegratedGradients:
     def test_completeness_within_one_percent_at_64_steps(self, smooth_cnn):
         x = _images(4, size=12, channels=2, seed=3) * 2.0
         ig = IntegratedGradients(smooth_cnn, steps=64, batch_size=48)
-        maps = ig.explain(x, targets=[0, 1, 2, 0])
-        report = ig.last_completeness
+        result = ig.explain_full(x, targets=[0, 1, 2, 0])
+        maps, report = result.explanations, result.completeness
         assert np.all(np.abs(report.score_difference) > 1e-2)  # a non-trivial change to explain
         np.testing.assert_allclose(maps.reshape(4, -1).sum(axis=1), report.attribution_sum,
                                    rtol=1e-4)
@@ -164,10 +164,10 @@ class TestIntegratedGradients:
         for baseline in ("zeros", "mean", "blur", 0.5, np.full((3, 3, 1), 0.25, np.float32)):
             ig = IntegratedGradients(model, baseline=baseline, steps=3)
             b = ig.baselines(x)
-            maps = ig.explain(x, targets=1)
+            result = ig.explain_full(x, targets=1)
+            maps, report = result.explanations, result.completeness
             np.testing.assert_allclose(maps, ((x - b) * w[:, 1].reshape(3, 3, 1))[..., 0],
                                        rtol=1e-5, atol=1e-5)
-            report = ig.last_completeness
             np.testing.assert_allclose(report.attribution_sum, report.score_difference,
                                        rtol=1e-4, atol=1e-5)
 
@@ -273,3 +273,104 @@ def test_rules_run_on_every_model_kind(kind, request):
         assert one.shape == (2, size, size) and np.isfinite(one).all() and one.max() > 0
         np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
+
+
+# ---------------------------------------------------------------------------------------------
+# The result contract: explain_full, no state kept, the ReLU-rule surgery of kerasviz.inspect
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls,name,reduce", [
+    (Saliency, "saliency", "max_abs"),
+    (GradientInput, "gradient_input", "sum"),
+    (SmoothGrad, "smoothgrad", "max_abs"),
+    (IntegratedGradients, "integrated_gradients", "sum"),
+    (GuidedBackprop, "guided_backprop", "max_abs"),
+    (Deconvnet, "deconvnet", "max_abs"),
+])
+def test_explain_full_holds_maps_targets_and_signed_attributions(functional_model, cls, name,
+                                                                 reduce):
+    x = _images(2)
+    explainer = cls(functional_model)
+    result = explainer.explain_full(x, progress=True)
+    top = functional_model.predict(x, verbose=0).argmax(-1)
+    assert result.method == name
+    np.testing.assert_array_equal(result.targets, top)
+    assert result.attributions.shape == (2, 16, 16, 3)
+    assert result.attributions.dtype == result.explanations.dtype == np.float32
+    attr = result.attributions
+    expected = np.abs(attr).max(axis=-1) if reduce == "max_abs" else attr.sum(axis=-1)
+    np.testing.assert_allclose(result.explanations, expected, rtol=1e-6, atol=1e-9)
+    assert (result.attributions < 0).any()  # signed, before the channel reduction
+    np.testing.assert_allclose(explainer.explain(x, progress=True), result.explanations,
+                               rtol=1e-6)
+    assert explainer.explain(x[0]).shape == (16, 16)
+    assert (result.completeness is not None) == (cls is IntegratedGradients)
+    assert not [k for k in vars(explainer) if k.startswith("last_")]  # nothing of a call kept
+
+
+def test_public_helpers_match_explain_full(functional_model):
+    x = _images(2)
+    sal = Saliency(functional_model)
+    np.testing.assert_array_equal(sal.gradients(x, 1), sal.explain_full(x, 1).attributions)
+    gi = GradientInput(functional_model).explain_full(x, 1)
+    np.testing.assert_allclose(gi.attributions, sal.gradients(x, 1) * x, rtol=1e-6)
+    sg = SmoothGrad(functional_model, samples=3)
+    np.testing.assert_array_equal(sg.mean_gradients(x, 1), sg.explain_full(x, 1).attributions)
+    ig = IntegratedGradients(functional_model, steps=4)
+    np.testing.assert_array_equal(ig.attributions(x, 1), ig.explain_full(x, 1).attributions)
+    assert ig.attributions(x[0], 1).shape == (16, 16, 3)
+
+
+def test_integrated_gradients_baselines_are_references(functional_model):
+    from scipy.ndimage import gaussian_filter
+
+    x = _images(2)
+    blur = IntegratedGradients(functional_model, baseline="blur").baselines(x)
+    sigma = 16 / 16  # the one rule: max(H, W) / 16
+    np.testing.assert_allclose(blur, gaussian_filter(x, (0, sigma, sigma, 0), mode="reflect"),
+                               atol=1e-6)
+    mean = IntegratedGradients(functional_model, baseline="mean").baselines(x)
+    np.testing.assert_allclose(mean, np.broadcast_to(x.mean(axis=(1, 2), keepdims=True),
+                                                     x.shape), rtol=1e-6)
+    colour = np.array([0.1, 0.2, 0.3], np.float32)  # a (C,) colour
+    got = IntegratedGradients(functional_model, baseline=colour).baselines(x)
+    np.testing.assert_array_equal(got, np.broadcast_to(colour, x.shape))
+    with pytest.raises(TypeError, match="baseline"):
+        IntegratedGradients(functional_model, baseline=True)
+
+
+def test_rule_twins_follow_the_users_weights(keras):
+    model = _two_layer(keras, fused=True)
+    x = np.array([[[0.5], [1.0]], [[0.2], [0.3]]], np.float32)[None]
+    guided = GuidedBackprop(model)
+    before = guided.gradients(x, 0).reshape(4)
+    hidden = model.get_layer("hidden")
+    w1 = W1 * np.array([1.0, 2.0, -1.0], np.float32)  # hidden unit 2 turns on, unit 1 doubles
+    hidden.set_weights([w1, B1])
+    try:
+        active = (x.reshape(4) @ w1 + B1) > 0
+        want = w1 @ (np.maximum(W2[:, 0], 0) * active)
+        got = guided.gradients(x, 0).reshape(4)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, before)
+    finally:
+        hidden.set_weights([W1, B1])
+
+
+def test_relu_rule_model_rewires_a_copy(keras, functional_model):
+    from kerasviz import inspect
+
+    rules = inspect.relu_rule_model(functional_model, "deconvnet")
+    assert rules.units == 3 and rules.layer is None
+    assert len(rules.twins) == 2  # conv1 and conv2 have fused ReLUs
+    x = _images(2)
+    np.testing.assert_allclose(rules.network.predict(x, verbose=0),
+                               functional_model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    unit = inspect.relu_rule_model(functional_model, "guided", layer="conv2")
+    assert unit.units == 6 and unit.layer is functional_model.get_layer("conv2")
+    assert tuple(unit.network.outputs[0].shape) == (None, 8, 8, 6)
+    assert functional_model.get_layer("conv1").activation.__name__ == "relu"
+    with pytest.raises(ValueError, match="rule"):
+        inspect.relu_rule_model(functional_model, "zeiler")
+    with pytest.raises(ValueError, match="spatial"):
+        inspect.relu_rule_model(functional_model, "guided", layer="gap")

@@ -7,20 +7,21 @@ explainer and traced once: batches are padded to ``batch_size`` rows. Methods th
 gradient at many points per image (noisy copies, points on a path) flatten ``(image, point)``
 into rows and stream them in chunks of ``batch_size``, so memory stays bounded and the result does
 not depend on the chunking.
+
+``explain_full`` returns an `kerasviz.attribution.Explanation` whose ``attributions`` hold the
+signed per-channel values ``(N, H, W, C)`` before the channel reduction that gives the maps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from kerasviz import _checks, _compute, inspect
+from kerasviz.attribution import _references
 from kerasviz.attribution._base import Explainer
+from kerasviz.attribution._result import Completeness, Explanation
 
-BASELINES = ("zeros", "mean", "blur")
-RULES = ("guided", "deconvnet")
-_RELU_NAMES = ("relu", "relu6")
+BASELINES = _references.NAMED
 
 
 def _gather_scores(tf, scores, targets):
@@ -28,8 +29,24 @@ def _gather_scores(tf, scores, targets):
     return tf.gather(scores, targets, axis=1, batch_dims=1)
 
 
+def _max_abs(attributions: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C) -> (N, H, W)``: the largest magnitude over channels."""
+    return np.abs(attributions).max(axis=-1).astype(np.float32)
+
+
+def _channel_sum(attributions: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C) -> (N, H, W)``: the signed sum over channels."""
+    return attributions.sum(axis=-1).astype(np.float32)
+
+
 class _GradientExplainer(Explainer):
-    """Shared machinery: a compiled ``(x, t) -> (d score_t / dx, score_t)`` step, batched."""
+    """Shared machinery: a compiled ``(x, t) -> (d score_t / dx, score_t)`` step, batched.
+
+    Subclasses set `method` (the registry name) and define `_attributions` (the signed
+    per-channel values of a checked batch) and `_reduce` (their channel reduction).
+    """
+
+    method = ""
 
     def __init__(self, model, output: str = "logit", batch_size: int = 32, strategy=None):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
@@ -58,6 +75,12 @@ class _GradientExplainer(Explainer):
             self._step = self.distributed(step)
         return self._step
 
+    def _batch_gradients(self, batch, targets, progress: bool = False) -> np.ndarray:
+        """float32 ``(N, H, W, C)`` gradients of a checked batch, one compiled step per chunk."""
+        grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size,
+                                        progress=progress, label=self.method or None)
+        return grads.astype(np.float32, copy=False)
+
     def gradients(self, inputs, targets=None) -> np.ndarray:
         """The raw input gradients ``(N, H, W, C)`` of each image's target score.
 
@@ -65,10 +88,25 @@ class _GradientExplainer(Explainer):
         (8, 64, 64, 3)
         """
         batch, targets, single = self.prepare(inputs, targets)
-        grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
-        return _checks.restore_single(grads.astype(np.float32), single)
+        return _checks.restore_single(self._batch_gradients(batch, targets), single)
 
-    def _point_gradients(self, batch, targets, points: int, make_rows):
+    def _attributions(self, batch, targets, progress: bool) -> np.ndarray:
+        return self._batch_gradients(batch, targets, progress)
+
+    _reduce = staticmethod(_max_abs)
+
+    def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
+        """Maps ``(N, H, W)``, targets and signed per-channel ``attributions`` (batch first).
+
+        >>> Saliency(model).explain_full(images).attributions.shape
+        (8, 64, 64, 3)
+        """
+        batch, targets, _ = self.prepare(inputs, targets)
+        attributions = self._attributions(batch, targets, progress)
+        return Explanation(self._reduce(attributions), targets, method=self.method,
+                           attributions=attributions)
+
+    def _point_gradients(self, batch, targets, points: int, make_rows, progress: bool = False):
         """Gradients at ``points`` inputs per image, summed per image.
 
         ``make_rows(images_idx, point_idx)`` returns the ``(R, H, W, C)`` inputs of those rows.
@@ -83,6 +121,7 @@ class _GradientExplainer(Explainer):
         size = min(self.batch_size, total)
         sums = np.zeros(batch.shape, np.float64)
         scores = np.zeros((n, points), np.float64)
+        bar = _compute.progress_bar(total, progress, self.method or None)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, point = np.divmod(rows, points)
@@ -94,6 +133,8 @@ class _GradientExplainer(Explainer):
             # Rows are ordered by image: add each image's run of rows at once.
             first = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
             sums[image[first]] += np.add.reduceat(grads, first, axis=0)
+            if bar is not None:
+                bar.update(stop)
         return sums, scores
 
 
@@ -101,24 +142,21 @@ class Saliency(_GradientExplainer):
     """Vanilla gradient saliency: ``max_c |d score / d x_c|`` per pixel.
 
     Simonyan, Vedaldi and Zisserman, "Deep Inside Convolutional Networks: Visualising Image
-    Classification Models and Saliency Maps", ICLR workshop 2014.
+    Classification Models and Saliency Maps", ICLR workshop 2014. ``explain_full`` gives the
+    signed gradients as ``attributions``.
 
     Args:
         model: a Keras image classifier (Functional, Sequential or nested).
         output: ``"logit"`` (default; softmax saturation does not flatten the gradient) or
             ``"probability"``.
         batch_size: images per gradient step.
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> Saliency(model).explain(images).shape
     (8, 64, 64)
     """
 
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """Saliency maps ``(N, H, W)`` float32 (``(H, W)`` for one image)."""
-        batch, targets, single = self.prepare(inputs, targets)
-        grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
-        maps = np.abs(grads).max(axis=-1).astype(np.float32)
-        return _checks.restore_single(maps, single)
+    method = "saliency"
 
 
 class GradientInput(_GradientExplainer):
@@ -126,17 +164,20 @@ class GradientInput(_GradientExplainer):
 
     Shrikumar et al., "Not Just a Black Box: Learning Important Features Through Propagating
     Activation Differences", 2016. For a linear model it is each pixel's exact contribution.
+    ``explain_full`` gives the per-channel products ``x_c * d score / d x_c`` as
+    ``attributions``.
+
+    Args: as `Saliency`.
 
     >>> GradientInput(model).explain(images).shape
     (8, 64, 64)
     """
 
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """Signed maps ``(N, H, W)`` float32 (``(H, W)`` for one image)."""
-        batch, targets, single = self.prepare(inputs, targets)
-        grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
-        maps = (grads * batch).sum(axis=-1).astype(np.float32)
-        return _checks.restore_single(maps, single)
+    method = "gradient_input"
+    _reduce = staticmethod(_channel_sum)
+
+    def _attributions(self, batch, targets, progress: bool) -> np.ndarray:
+        return self._batch_gradients(batch, targets, progress) * batch
 
 
 class SmoothGrad(_GradientExplainer):
@@ -146,7 +187,8 @@ class SmoothGrad(_GradientExplainer):
     with standard deviation ``noise * (high - low)``, where ``(low, high)`` is ``value_range`` or,
     when it is ``None``, each image's own min and max (the paper's noise level). Noise for image
     ``i`` and sample ``s`` is drawn from a generator seeded with ``(seed, i, s)``, so results do not
-    depend on ``batch_size``. With ``noise=0`` the result equals `Saliency`.
+    depend on ``batch_size``. With ``noise=0`` the result equals `Saliency`. ``explain_full``
+    gives the signed noise-averaged gradients as ``attributions``.
 
     Args:
         model: a Keras image classifier.
@@ -156,28 +198,22 @@ class SmoothGrad(_GradientExplainer):
         value_range: ``(low, high)`` of the model's inputs, or ``None`` for per-image ranges.
         output: ``"logit"`` (default) or ``"probability"``.
         batch_size: noisy images per gradient step (over all images and samples).
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> SmoothGrad(model, noise=0.15, samples=16).explain(images).shape
     (8, 64, 64)
     """
 
+    method = "smoothgrad"
+
     def __init__(self, model, noise: float = 0.15, samples: int = 25, seed: int = 0,
                  value_range: tuple[float, float] | None = None, output: str = "logit",
                  batch_size: int = 32, strategy=None):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
-        if isinstance(noise, bool) or not isinstance(noise, int | float) or not (
-            0.0 <= noise < np.inf
-        ):
-            raise ValueError(f"Expected `noise` to be a number >= 0. Received: noise={noise!r}")
-        self.noise = float(noise)
+        self.noise = _checks.check_positive_float(noise, "noise", allow_zero=True)
         self.samples = _checks.check_positive_int(samples, "samples")
         self.seed = _checks.check_positive_int(seed, "seed", minimum=0)
-        if value_range is not None:
-            if len(value_range) != 2 or not value_range[1] > value_range[0]:
-                raise ValueError("Expected `value_range` to be (low, high) with high > low. "
-                                 f"Received: value_range={value_range!r}")
-            value_range = (float(value_range[0]), float(value_range[1]))
-        self.value_range = value_range
+        self.value_range = None if value_range is None else _value_range(value_range)
 
     def _sigma(self, batch: np.ndarray) -> np.ndarray:
         if self.value_range is not None:
@@ -186,9 +222,7 @@ class SmoothGrad(_GradientExplainer):
             spread = np.ptp(batch.reshape(batch.shape[0], -1), axis=1)
         return (self.noise * spread).astype(np.float32)  # (N,)
 
-    def mean_gradients(self, inputs, targets=None) -> np.ndarray:
-        """The noise-averaged gradients ``(N, H, W, C)`` (signed, before the channel reduction)."""
-        batch, targets, single = self.prepare(inputs, targets)
+    def _attributions(self, batch, targets, progress: bool) -> np.ndarray:
         sigma = self._sigma(batch)
         shape = batch.shape[1:]
 
@@ -199,28 +233,26 @@ class SmoothGrad(_GradientExplainer):
                 rows[r] += sigma[i] * rng.standard_normal(shape, dtype=np.float32)
             return rows
 
-        sums, _ = self._point_gradients(batch, targets, self.samples, make_rows)
-        return _checks.restore_single((sums / self.samples).astype(np.float32), single)
+        sums, _ = self._point_gradients(batch, targets, self.samples, make_rows, progress)
+        return (sums / self.samples).astype(np.float32)
 
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """SmoothGrad maps ``(N, H, W)`` float32 (``(H, W)`` for one image)."""
-        grads = self.mean_gradients(inputs, targets)
-        return np.abs(grads).max(axis=-1).astype(np.float32)
+    def mean_gradients(self, inputs, targets=None) -> np.ndarray:
+        """The noise-averaged gradients ``(N, H, W, C)`` (signed, before the channel reduction).
+
+        >>> SmoothGrad(model).mean_gradients(images).shape
+        (8, 64, 64, 3)
+        """
+        batch, targets, single = self.prepare(inputs, targets)
+        return _checks.restore_single(self._attributions(batch, targets, False), single)
 
 
-@dataclass
-class Completeness:
-    """How well Integrated Gradients' attributions add up to the score change.
-
-    Attributes:
-        attribution_sum: ``(N,)`` sum of each image's attributions.
-        score_difference: ``(N,)`` ``f(x) - f(baseline)`` for the target.
-        gap: ``(N,)`` ``|attribution_sum - score_difference| / max(|score_difference|, 1e-12)``.
-    """
-
-    attribution_sum: np.ndarray
-    score_difference: np.ndarray
-    gap: np.ndarray
+def _value_range(value) -> tuple[float, float]:
+    """``(low, high)`` finite numbers with ``high > low``, as floats."""
+    arr = _checks.real_array(value, "value_range")
+    if arr.shape != (2,) or not np.all(np.isfinite(arr)) or not arr[1] > arr[0]:
+        raise ValueError("Expected `value_range` to be (low, high), finite, with high > low. "
+                         f"Received: value_range={value!r}")
+    return float(arr[0]), float(arr[1])
 
 
 class IntegratedGradients(_GradientExplainer):
@@ -230,60 +262,44 @@ class IntegratedGradients(_GradientExplainer):
     integral is the midpoint rule with ``steps`` points ``b + (k + 1/2) / steps * (x - b)``, all
     images' points streamed through one compiled gradient step in chunks of ``batch_size``. The
     map sums attributions over channels (signed), so its total approximates
-    ``f(x) - f(b)`` (completeness); after each call `last_completeness` reports the gap.
+    ``f(x) - f(b)`` (completeness); ``explain_full`` reports the gap as ``completeness`` and the
+    per-channel attributions as ``attributions``.
 
     Args:
         model: a Keras image classifier.
         baseline: ``"zeros"`` (black), ``"mean"`` (each image's mean colour), ``"blur"`` (the
-            image blurred with a Gaussian of sigma ``H / 10``), a number, or an array of shape
-            ``(H, W, C)`` or ``(N, H, W, C)``.
+            image under a Gaussian blur of sigma ``max(H, W) / 16``), a number, a ``(C,)``
+            colour, an ``(H, W, C)`` image or an ``(N, H, W, C)`` batch (see
+            `kerasviz.attribution._references`).
         steps: points on the path.
         output: ``"logit"`` (default) or ``"probability"``.
         batch_size: path points per gradient step (over all images).
+        strategy: as `kerasviz.attribution.Scorer`.
 
-    >>> ig = IntegratedGradients(model, steps=64)
-    >>> ig.explain(images).shape, ig.last_completeness.gap.shape
+    >>> result = IntegratedGradients(model, steps=64).explain_full(images)
+    >>> result.explanations.shape, result.completeness.gap.shape
     ((8, 64, 64), (8,))
     """
+
+    method = "integrated_gradients"
+    _reduce = staticmethod(_channel_sum)
 
     def __init__(self, model, baseline="zeros", steps: int = 64, output: str = "logit",
                  batch_size: int = 32, strategy=None):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
-        if isinstance(baseline, str) and baseline not in BASELINES:
-            raise ValueError(f"Expected `baseline` in {BASELINES}, a number or an array. "
-                             f"Received: baseline={baseline!r}")
-        self.baseline = baseline
+        self.baseline = _references.check_reference(baseline, "baseline")
         self.steps = _checks.check_positive_int(steps, "steps")
-        self.last_completeness: Completeness | None = None
 
     def baselines(self, batch: np.ndarray) -> np.ndarray:
-        """The ``(N, H, W, C)`` baseline of each image of ``batch``."""
-        b = self.baseline
-        if isinstance(b, str):
-            if b == "zeros":
-                return np.zeros_like(batch)
-            if b == "mean":
-                return np.broadcast_to(batch.mean(axis=(1, 2), keepdims=True), batch.shape).copy()
-            from scipy.ndimage import gaussian_filter
+        """The ``(N, H, W, C)`` float32 baseline of each image of ``batch``.
 
-            sigma = batch.shape[1] / 10.0
-            return gaussian_filter(batch, sigma=(0, sigma, sigma, 0)).astype(np.float32)
-        if isinstance(b, bool):
-            raise TypeError(f"Expected `baseline` to be a name, a number or an array. "
-                            f"Received: baseline={b!r}")
-        arr = np.asarray(b, dtype=np.float32)
-        if arr.ndim == 0:
-            return np.full_like(batch, float(arr))
-        if arr.shape == batch.shape[1:]:
-            return np.broadcast_to(arr, batch.shape).copy()
-        if arr.shape == batch.shape:
-            return arr.copy()
-        raise ValueError(f"Expected `baseline` of shape {batch.shape[1:]} or {batch.shape}. "
-                         f"Received: baseline.shape={arr.shape}")
+        >>> IntegratedGradients(model, baseline="blur").baselines(images).shape
+        (8, 64, 64, 3)
+        """
+        return _references.reference(self.baseline, np.asarray(batch, np.float32), "baseline")
 
-    def attributions(self, inputs, targets=None) -> np.ndarray:
-        """Per-channel attributions ``(N, H, W, C)``; sets `last_completeness`."""
-        batch, targets, single = self.prepare(inputs, targets)
+    def _integrate(self, batch, targets, progress: bool) -> tuple[np.ndarray, Completeness]:
+        """float32 ``(N, H, W, C)`` attributions of a checked batch and their completeness."""
         base = self.baselines(batch)
         delta = batch - base
         alphas = ((np.arange(self.steps) + 0.5) / self.steps).astype(np.float32)
@@ -291,21 +307,40 @@ class IntegratedGradients(_GradientExplainer):
         def make_rows(image, step):
             return base[image] + alphas[step][:, None, None, None] * delta[image]
 
-        sums, _ = self._point_gradients(batch, targets, self.steps, make_rows)
+        sums, _ = self._point_gradients(batch, targets, self.steps, make_rows, progress)
         attr = delta * (sums / self.steps)
-        end = self.predict(batch)[np.arange(len(targets)), targets]
-        start = self.predict(base)[np.arange(len(targets)), targets]
+        rows = np.arange(len(targets))
+        end = self.predict(batch)[rows, targets]
+        start = self.predict(base)[rows, targets]
         total = attr.reshape(len(attr), -1).sum(axis=1)
         diff = end.astype(np.float64) - start
         gap = np.abs(total - diff) / np.maximum(np.abs(diff), 1e-12)
-        self.last_completeness = Completeness(
-            total.astype(np.float32), diff.astype(np.float32), gap.astype(np.float32)
-        )
-        return _checks.restore_single(attr.astype(np.float32), single)
+        report = Completeness(total.astype(np.float32), diff.astype(np.float32),
+                              gap.astype(np.float32))
+        return attr.astype(np.float32), report
 
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """Signed maps ``(N, H, W)`` float32 summed over channels (``(H, W)`` for one image)."""
-        return self.attributions(inputs, targets).sum(axis=-1).astype(np.float32)
+    def _attributions(self, batch, targets, progress: bool) -> np.ndarray:
+        return self._integrate(batch, targets, progress)[0]
+
+    def attributions(self, inputs, targets=None) -> np.ndarray:
+        """Per-channel attributions ``(N, H, W, C)`` (``explain_full`` adds completeness).
+
+        >>> IntegratedGradients(model).attributions(images).shape
+        (8, 64, 64, 3)
+        """
+        batch, targets, single = self.prepare(inputs, targets)
+        return _checks.restore_single(self._attributions(batch, targets, False), single)
+
+    def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
+        """Maps, targets, per-channel ``attributions`` and their ``completeness``.
+
+        >>> IntegratedGradients(model).explain_full(images).completeness.gap.shape
+        (8,)
+        """
+        batch, targets, _ = self.prepare(inputs, targets)
+        attributions, report = self._integrate(batch, targets, progress)
+        return Explanation(self._reduce(attributions), targets, method=self.method,
+                           attributions=attributions, completeness=report)
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,56 +348,13 @@ class IntegratedGradients(_GradientExplainer):
 # --------------------------------------------------------------------------------------------
 
 
-def _relu_kind(fn) -> bool:
-    name = getattr(fn, "__name__", None) or getattr(fn, "name", None)
-    return name in _RELU_NAMES
-
-
-def _rule_layer_class():
-    """A Keras layer applying ``fn`` forward and a ReLU rule backward (built lazily)."""
-    import keras
-
-    tf = _compute.tf()
-
-    class _ReluRule(keras.layers.Layer):
-        def __init__(self, fn, rule, **kwargs):
-            super().__init__(**kwargs)
-            self.fn = fn
-            self.rule = rule
-
-        def call(self, x):
-            fn, rule = self.fn, self.rule
-
-            @tf.custom_gradient
-            def apply(z):
-                y = fn(z)
-
-                def backward(dy):
-                    up = tf.nn.relu(dy)  # both rules pass only positive gradients back
-                    if rule == "deconvnet":
-                        return up  # ... and ignore where the forward unit was off
-                    with tf.GradientTape() as tape:  # guided: also the unit's own mask
-                        tape.watch(z)
-                        again = fn(z)
-                    return tape.gradient(again, z, output_gradients=up)
-
-                return y, backward
-
-            return apply(x)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-    return _ReluRule
-
-
 class _RuleGradients(_GradientExplainer):
     """Gradients through a copy of the graph whose ReLUs follow ``rule`` on the way back.
 
-    The user's model is not changed: the graph is replayed (`kerasviz.inspect`) with every ReLU
-    (a ``ReLU`` layer, an ``Activation("relu")`` or a layer with ``activation="relu"``/``relu6``)
-    replaced by a rule layer. A layer with a fused ReLU is computed by a linear twin (same config,
-    weights copied at each `explain`) followed by the rule. Other activations keep their gradient.
+    The user's model is not changed: `kerasviz.inspect.relu_rule_model` rewires a replay of the
+    scored view (every ReLU, also one fused into a layer, follows the rule backwards; other
+    activations keep their gradient). Linear twins of fused layers follow the user's weights:
+    they are refreshed at every call.
 
     With ``layer`` set, the score is one channel's strongest activation in that layer (Zeiler and
     Fergus's projection of a unit) and ``targets`` are channel indices (``None``: each image's
@@ -374,48 +366,18 @@ class _RuleGradients(_GradientExplainer):
     def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
                  strategy=None):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
-        import keras
+        self._rules = inspect.relu_rule_model(model, self.rule, layer=layer, view=self.scored)
+        self.layer = self._rules.layer
+        self.layer_path = None if self.layer is None else inspect.layer_path(model, self.layer)
+        self._forward = None
 
-        rule_cls = _rule_layer_class()
-        self._twins: list[tuple] = []
-        overrides = {}
-        for _, lay in inspect.iter_layers(self.scored):
-            if isinstance(lay, keras.layers.ReLU) or (
-                isinstance(lay, keras.layers.Activation) and _relu_kind(lay.activation)
-            ):
-                fn = lay.call if isinstance(lay, keras.layers.ReLU) else lay.activation
-                overrides[id(lay)] = self._wrap(rule_cls(fn, self.rule), None)
-            elif _relu_kind(getattr(lay, "activation", None)) and lay.built:
-                config = lay.get_config()
-                config["activation"] = "linear"
-                config["name"] = f"{lay.name}_linear_twin"
-                twin = type(lay).from_config(config)
-                self._twins.append((twin, lay))
-                overrides[id(lay)] = self._wrap(rule_cls(lay.activation, self.rule), twin)
-        self.layer = None if layer is None else inspect.find_layer(model, layer)
-        inputs, prediction, replay = inspect.replay(self.scored, overrides)
-        for twin, lay in self._twins:
-            twin.set_weights(lay.get_weights())
-        if self.layer is None:
-            self._net = keras.Model(inputs, prediction, name=f"{model.name}_{self.rule}")
-            self.num_units = self.num_classes
-        else:
-            tap = replay.output_of(self.layer)
-            if tap is None or len(tap.shape) != 4:
-                shape = None if tap is None else tuple(tap.shape)
-                raise ValueError(f"Expected `layer` with a spatial (N, h, w, C) output. Received: "
-                                 f"layer={self.layer.name!r} with output shape {shape}")
-            self._net = keras.Model(inputs, tap, name=f"{model.name}_{self.rule}_unit")
-            self.num_units = int(tap.shape[-1])
-
-    @staticmethod
-    def _wrap(rule_layer, twin):
-        if twin is None:
-            return lambda x, *args, **kwargs: rule_layer(x)
-        return lambda x, *args, **kwargs: rule_layer(twin(x))
+    @property
+    def num_units(self) -> int:
+        """The valid targets: classes, or the channels of ``layer``."""
+        return self._rules.units
 
     def _network(self):
-        return self._net
+        return self._rules.network
 
     def _score(self, outputs, targets):
         tf = _compute.tf()
@@ -425,26 +387,26 @@ class _RuleGradients(_GradientExplainer):
         return _gather_scores(tf, strongest, targets)
 
     def prepare(self, inputs, targets):
-        for twin, lay in self._twins:  # follow the user's weights if they changed
-            twin.set_weights(lay.get_weights())
+        self._rules.refresh()  # follow the user's weights if they changed
         if self.layer is None:
             return super().prepare(inputs, targets)
-        batch, single = inspect.check_inputs(self.model, inputs)
+        batch, single = self.scorer.check_inputs(inputs)
         resolved = _checks.check_targets(targets, batch.shape[0], self.num_units)
         if resolved is None:
             if self._forward is None:
-                self._forward = self.distributed(_compute.compiled_forward(self._net))
+                self._forward = self.distributed(_compute.compiled_forward(self._network()))
             acts = _compute.run_batched(self._forward, (batch,), self.batch_size)[0]
             resolved = acts.max(axis=(1, 2)).argmax(axis=-1).astype(np.int32)
         return batch, resolved, single
 
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """Maps ``(N, H, W)`` float32: ``max_c |gradient|`` (``(H, W)`` for one image).
+    def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
+        """Maps ``max_c |gradient|``, targets (channels with ``layer``) and signed gradients.
 
-        Use `gradients` for the signed ``(N, H, W, C)`` picture the papers show.
+        The signed ``attributions`` ``(N, H, W, C)`` are the picture the papers show.
         """
-        grads = self.gradients(inputs, targets)
-        return np.abs(grads).max(axis=-1).astype(np.float32)
+        result = super().explain_full(inputs, targets, progress=progress)
+        result.layer = self.layer_path
+        return result
 
 
 class GuidedBackprop(_RuleGradients):
@@ -459,11 +421,13 @@ class GuidedBackprop(_RuleGradients):
             to project one of its channels (``targets`` are then channel indices).
         output: ``"logit"`` (default) or ``"probability"``.
         batch_size: images per gradient step.
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> GuidedBackprop(model).gradients(images).shape
     (8, 64, 64, 3)
     """
 
+    method = "guided_backprop"
     rule = "guided"
 
 
@@ -480,9 +444,11 @@ class Deconvnet(_RuleGradients):
             (``targets`` are then channel indices; ``None`` picks each image's most active one).
         output: ``"logit"`` (default) or ``"probability"``.
         batch_size: images per gradient step.
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> Deconvnet(model, layer="conv3").gradients(images, targets=5).shape
     (8, 64, 64, 3)
     """
 
+    method = "deconvnet"
     rule = "deconvnet"

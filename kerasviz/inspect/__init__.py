@@ -42,6 +42,7 @@ from kerasviz.inspect._model import (
     num_outputs,
 )
 from kerasviz.inspect._replay import Call, Replay, Tap, flat_model, fresh_input, replay, submodel
+from kerasviz.inspect._surgery import RuleModel, relu_rule_model
 from kerasviz.inspect._views import (
     LayerInfo,
     feature_layer,
@@ -57,6 +58,7 @@ __all__ = [
     "LayerInfo",
     "LayerRef",
     "Replay",
+    "RuleModel",
     "Tap",
     "as_refs",
     "check_inputs",
@@ -73,6 +75,7 @@ __all__ = [
     "layer_table",
     "logits_model",
     "num_outputs",
+    "relu_rule_model",
     "replay",
     "submodel",
 ]
