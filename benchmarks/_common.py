@@ -18,6 +18,8 @@ Helpers:
         already-built images in the given chunks.
     import_peer(module, stubs): import a peer library or say why it cannot be imported.
     correlation(a, b): Pearson correlation of two arrays, flattened.
+    tf_keras_vis_model(model, output): a standalone Functional copy of the scored view that
+        tf-keras-vis (and tf-explain, Xplique) can use.
 """
 
 from __future__ import annotations
@@ -270,3 +272,24 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def tf_keras_vis_model(model, output: str = "logit"):
+    """A standalone Functional copy of ``model``'s scored view for tf-keras-vis and other peers.
+
+    tf-keras-vis reads ``layer.output``, which on a Sequential model, a nested backbone or one
+    of kerasviz's replayed views belongs to another graph, and its ``ReplaceToLinear`` fails on
+    Sequential models. This clones the flat (``"probability"``) or logits (``"logit"``) view of
+    `kerasviz.inspect` into fresh layers with copied weights (the user's layer names).
+
+    >>> Gradcam(tf_keras_vis_model(model))  # doctest: +SKIP
+    """
+    import keras
+
+    from kerasviz import _checks, inspect
+
+    _checks.check_choice(output, "output", ("probability", "logit"))
+    view = inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
+    copy = keras.models.clone_model(view)
+    copy.set_weights(view.get_weights())
+    return copy

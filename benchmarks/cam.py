@@ -10,7 +10,7 @@ Rows, measured side by side in one run on the same model, images and targets:
   the target layer only, so a good implementation costs about 1x.
 * ``kerasviz``: `kerasviz.attribution.GradCAM` (targets given, so no extra pass for the top
   class).
-* ``tf-keras-vis`` (``Gradcam``, given `kerasviz.attribution.cam.tf_keras_vis_model`'s logits
+* ``tf-keras-vis`` (``Gradcam``, given `_common.tf_keras_vis_model`'s logits
   copy), ``tf-explain`` (``GradCAM.get_gradients_and_filters`` + ``generate_ponderated_output``,
   raw gradients, the drawing left out; one class for the whole batch, so the images of the
   timed batch all get one target) and ``Xplique`` (``GradCAM``), where importable. Install the
@@ -46,6 +46,7 @@ from _common import (  # noqa: E402
     print_table,
     quiet,
     sample_images,
+    tf_keras_vis_model,
 )
 
 quiet()
@@ -78,7 +79,6 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
     import tensorflow as tf
 
     from kerasviz.attribution import GradCAM
-    from kerasviz.attribution.cam import tf_keras_vis_model
 
     ours = GradCAM(model, layer=layer, output="logit", batch_size=len(images))
     # Floor and ours alternate, so load from other processes hits both alike.
@@ -86,7 +86,8 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
                             lambda: ours.explain(images, targets)], max(repeats, 3))
     rows = [["floor: 1 compiled forward pass", floor, 1.0]]
     rows.append(["kerasviz GradCAM", t, t / floor])
-    maps, grids = ours.explain_with_grid(images, targets)
+    result = ours.explain_full(images, targets)
+    maps, grids = result.explanations, result.grid
     agree = []
     view = tf_keras_vis_model(model, "logit")
     name = ours.layer.name
@@ -120,7 +121,7 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
 
         t = median_time(run_tfe, repeats)
         rows.append(["tf-explain GradCAM (one class)", t, t / floor])
-        same = ours.explain_with_grid(images, np.full_like(targets, one))[1]
+        same = ours.explain_full(images, np.full_like(targets, one)).grid
         theirs = np.maximum(run_tfe(), 0.0)  # tf-explain applies its ReLU when drawing
         agree.append([title, "kerasviz vs tf-explain (grid)",
                       _min_r(same, theirs)])
@@ -161,8 +162,6 @@ def gradient_rows(title, model, images, targets, samples, repeats, peers):
     if "tf-keras-vis" in peers:
         from tf_keras_vis.saliency import Saliency as TfkvSaliency
         from tf_keras_vis.utils.scores import CategoricalScore
-
-        from kerasviz.attribution.cam import tf_keras_vis_model
 
         tfkv = TfkvSaliency(tf_keras_vis_model(model, "logit"))
         t = median_time(lambda: tfkv(CategoricalScore(list(targets)), images,

@@ -4,10 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _tfkv import tf_keras_vis_model
 
 from kerasviz import inspect
 from kerasviz.attribution import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
-from kerasviz.attribution.cam import tf_keras_vis_model
 
 GRADIENT_CAMS = (GradCAM, GradCAMPlusPlus, LayerCAM)
 
@@ -38,7 +38,8 @@ def test_one_channel_model_gives_its_relu_map(one_channel, cls):
     model, feature = one_channel
     x = _images(3, size=12)
     acts = feature.predict(x, verbose=0)[..., 0]  # (3, 12, 12), already ReLU'd
-    maps, grids = cls(model).explain_with_grid(x, targets=0)
+    result = cls(model).explain_full(x, targets=0)
+    maps, grids = result.explanations, result.grid
     np.testing.assert_allclose(maps, grids, rtol=1e-5, atol=1e-7)  # 12 -> 12: no resampling
     for grid, act in zip(grids, acts, strict=True):
         scale = grid.max() / act.max()
@@ -69,7 +70,7 @@ def test_gradcam_equals_direct_tape_on_model_kinds(kind, request, functional_mod
     targets = np.array([0, 1, 2], np.int32)
     explainer = GradCAM(model)
     assert explainer.layer_path == "conv2"
-    _, grids = explainer.explain_with_grid(x, targets)
+    grids = explainer.explain_full(x, targets).grid
     if kind == "functional_model":
         expected = _direct_gradcam(model, "conv2", x, targets)
         np.testing.assert_allclose(grids, expected, rtol=1e-4, atol=1e-6)
@@ -119,7 +120,7 @@ def test_scorecam_all_channels_and_weights_by_hand(functional_model):
 
     feature = inspect.submodel(functional_model, ["conv2"])
     acts = feature.predict(x, verbose=0)[0]  # (2, 8, 8, 6)
-    _, grids = ScoreCAM(functional_model).explain_with_grid(x, targets=1)
+    grids = ScoreCAM(functional_model).explain_full(x, targets=1).grid
     for i in range(2):
         up = tf.image.resize(np.moveaxis(acts[i], -1, 0)[..., None], (16, 16)).numpy()[..., 0]
         lo = up.min(axis=(1, 2), keepdims=True)
@@ -154,7 +155,8 @@ def test_agrees_with_tf_keras_vis_on_shipped_model(shipped, cls, kwargs):
         images, labels = images[:1], labels[:1]
     ours_kwargs = {"max_channels": kwargs["max_N"]} if kwargs else {}
     explainer = cls(model, align_corners=True, **ours_kwargs)
-    maps, grids = explainer.explain_with_grid(images, labels)
+    result = explainer.explain_full(images, labels)
+    maps, grids = result.explanations, result.grid
     from tf_keras_vis.utils.scores import CategoricalScore
 
     reference = _tf_keras_vis(cls.__name__)(tf_keras_vis_model(model, "logit"))
@@ -173,7 +175,7 @@ def test_agrees_with_tf_keras_vis_on_shipped_model(shipped, cls, kwargs):
     if cls is ScoreCAM:  # its masks, hence its grid, depend on the upsampling
         return
     # Half-pixel upsampling (our default) changes only the maps, not the grid.
-    default = cls(model, **ours_kwargs).explain_with_grid(images, labels)[1]
+    default = cls(model, **ours_kwargs).explain_full(images, labels).grid
     np.testing.assert_allclose(default, grids, rtol=1e-5, atol=1e-7)
 
 
@@ -192,3 +194,35 @@ def test_bad_input(functional_model):
     with pytest.raises(ValueError, match="max_channels"):
         ScoreCAM(functional_model, max_channels=7)
     assert cam.explain(_images(1)[0]).shape == (16, 16)
+
+
+@pytest.mark.parametrize("cls,name", [(GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++"),
+                                      (LayerCAM, "layercam"), (ScoreCAM, "scorecam")])
+def test_explain_full_holds_maps_grid_layer_and_targets(functional_model, cls, name):
+    x = _images(2)
+    explainer = cls(functional_model)
+    result = explainer.explain_full(x, progress=True)
+    top = functional_model.predict(x, verbose=0).argmax(-1)
+    assert result.method == name and result.layer == "conv2"
+    np.testing.assert_array_equal(result.targets, top)
+    assert result.targets.dtype == np.int32
+    assert result.explanations.dtype == np.float32 and result.explanations.shape == (2, 16, 16)
+    assert result.grid.dtype == np.float32 and result.grid.shape == (2, *explainer.grid_shape)
+    np.testing.assert_allclose(explainer.explain(x), result.explanations, rtol=1e-6)
+    one = explainer.explain_full(x[0], targets=int(top[0]))  # batch first for one image too
+    assert one.explanations.shape == (1, 16, 16) and one.grid.shape == (1, 8, 8)
+    np.testing.assert_allclose(one.grid[0], result.grid[0], rtol=1e-5, atol=1e-7)
+    assert not [k for k in vars(explainer) if k.startswith("last_")]  # nothing of a call kept
+
+
+def test_explain_with_grid_is_a_deprecated_alias(functional_model):
+    x = _images(2)
+    cam = GradCAM(functional_model)
+    result = cam.explain_full(x, targets=1)
+    with pytest.warns(DeprecationWarning, match="explain_full"):
+        maps, grids = cam.explain_with_grid(x, targets=1)
+    np.testing.assert_array_equal(maps, result.explanations)
+    np.testing.assert_array_equal(grids, result.grid)
+    with pytest.warns(DeprecationWarning):
+        maps, grids = cam.explain_with_grid(x[0], targets=1)
+    assert maps.shape == (16, 16) and grids.shape == (8, 8)

@@ -2,7 +2,9 @@
 
 Each method weighs the feature maps ``A`` ``(h, w, C)`` of one spatial layer (by default the
 last one, found by `kerasviz.inspect.last_spatial_layer`, also inside nested backbones) and
-upsamples the weighted sum to the input resolution (bilinear).
+upsamples the weighted sum to the input resolution (bilinear). ``explain_full`` returns an
+`kerasviz.attribution.Explanation` with the raw map on the layer as ``grid`` ``(N, h, w)`` and
+the layer's path as ``layer``.
 
 Why our own kernels rather than tf-keras-vis 0.8.7's: tf-keras-vis rebuilds a Keras model on
 every call, runs eagerly, brings the maps to numpy to weigh and upsample them with
@@ -17,10 +19,13 @@ must agree with.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from kerasviz import _checks, _compute, inspect
 from kerasviz.attribution._base import Explainer
+from kerasviz.attribution._result import Explanation
 
 
 def _upsample(tf, grid, size, align_corners=False):
@@ -38,6 +43,8 @@ def _upsample(tf, grid, size, align_corners=False):
 
 class _LayerCAM(Explainer):
     """Shared machinery: the target layer, the one-pass sub-model and the batched step."""
+
+    method = ""
 
     def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
                  align_corners: bool = False, strategy=None):
@@ -87,24 +94,38 @@ class _LayerCAM(Explainer):
             self._step = self.distributed(step)
         return self._step
 
-    def _run(self, batch, targets):
-        return _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size)
+    def _run(self, batch, targets, progress: bool = False):
+        """``(maps (N, H, W), grids (N, h, w))`` of a checked batch."""
+        return _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size,
+                                    progress=progress, label=self.method)
+
+    def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
+        """Maps at input resolution ``(N, H, W)`` with the raw ``grid`` ``(N, h, w)`` and ``layer``.
+
+        The grid is the map on the layer, before upsampling (float32, batch first).
+
+        >>> result = GradCAM(model).explain_full(images)
+        >>> result.explanations.shape, result.grid.shape, result.layer
+        ((8, 64, 64), (8, 8, 8), 'conv3')
+        """
+        batch, targets, _ = self.prepare(inputs, targets)
+        maps, grids = self._run(batch, targets, progress)
+        return Explanation(maps.astype(np.float32), targets, method=self.method,
+                           grid=grids.astype(np.float32), layer=self.layer_path)
 
     def explain_with_grid(self, inputs, targets=None) -> tuple[np.ndarray, np.ndarray]:
-        """Maps at input resolution ``(N, H, W)`` and the raw grids ``(N, h, w)``, float32.
+        """Deprecated: use ``explain_full(inputs, targets)`` and its ``grid``.
 
-        >>> maps, grids = GradCAM(model).explain_with_grid(images)
-        >>> maps.shape, grids.shape
-        ((8, 64, 64), (8, 8, 8))
+        Returns the maps ``(N, H, W)`` and the raw grids ``(N, h, w)`` (``(H, W)`` and
+        ``(h, w)`` for one image).
         """
-        batch, targets, single = self.prepare(inputs, targets)
-        maps, grids = self._run(batch, targets)
-        return (_checks.restore_single(maps.astype(np.float32), single),
-                _checks.restore_single(grids.astype(np.float32), single))
-
-    def explain(self, inputs, targets=None) -> np.ndarray:
-        """Maps ``(N, H, W)`` float32, not normalised (``(H, W)`` for one image)."""
-        return self.explain_with_grid(inputs, targets)[0]
+        warnings.warn(f"{type(self).__name__}.explain_with_grid is deprecated; use "
+                      "explain_full(inputs, targets), whose `explanations` and `grid` are the "
+                      "maps and grids", DeprecationWarning, stacklevel=2)
+        single = np.ndim(inputs) == 3
+        result = self.explain_full(inputs, targets)
+        return (_checks.restore_single(result.explanations, single),
+                _checks.restore_single(result.grid, single))
 
 
 class GradCAM(_LayerCAM):
@@ -121,10 +142,13 @@ class GradCAM(_LayerCAM):
         batch_size: images per compiled step.
         align_corners: upsample with the corner cells on the corner pixels (tf-keras-vis'
             convention) instead of half-pixel centres.
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> GradCAM(model).explain(images).shape
     (8, 64, 64)
     """
+
+    method = "gradcam"
 
     def _weights_and_maps(self, tf, acts, grads):
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
@@ -145,6 +169,8 @@ class GradCAMPlusPlus(_LayerCAM):
     >>> GradCAMPlusPlus(model).explain(images).shape
     (8, 64, 64)
     """
+
+    method = "gradcam++"
 
     def _weights_and_maps(self, tf, acts, grads):
         g2 = grads * grads
@@ -170,6 +196,8 @@ class LayerCAM(_LayerCAM):
     (8, 64, 64)
     """
 
+    method = "layercam"
+
     def _weights_and_maps(self, tf, acts, grads):
         return tf.reduce_sum(tf.nn.relu(grads) * acts, axis=-1)
 
@@ -194,10 +222,13 @@ class ScoreCAM(_LayerCAM):
         output: ``"probability"`` (default, the paper's) or ``"logit"``.
         batch_size: masked images per forward pass.
         align_corners: as `GradCAM` (for the masks and the map).
+        strategy: as `GradCAM`.
 
     >>> ScoreCAM(model, max_channels=16).explain(images).shape
     (8, 64, 64)
     """
+
+    method = "scorecam"
 
     def __init__(self, model, layer=None, max_channels: int | None = None,
                  output: str = "probability", batch_size: int = 32, align_corners: bool = False,
@@ -232,7 +263,7 @@ class ScoreCAM(_LayerCAM):
             self._mask_step = self.distributed(step)
         return self._mask_step
 
-    def _run(self, batch, targets):
+    def _run(self, batch, targets, progress: bool = False):
         tf = _compute.tf()
         if self._acts_fn is None:
             self._acts_fn = self.distributed(_compute.compiled_forward(self._net))
@@ -248,6 +279,7 @@ class ScoreCAM(_LayerCAM):
         total = n * keep
         size = min(self.batch_size, total)
         weights = np.zeros((n, keep), np.float32)
+        bar = _compute.progress_bar(total, progress, self.method)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, k = np.divmod(rows, keep)
@@ -255,31 +287,11 @@ class ScoreCAM(_LayerCAM):
             out = step(_compute.pad_to(batch[image], size), _compute.pad_to(grid, size),
                        _compute.pad_to(targets[image], size))
             weights[image, k] = np.asarray(out)[: stop - start]
+            if bar is not None:
+                bar.update(stop)
         kept = np.take_along_axis(acts, chosen[:, None, None, :], axis=-1)  # (N, h, w, keep)
         grids = np.maximum(np.einsum("nhwk,nk->nhw", kept, weights), 0.0).astype(np.float32)
         size = inspect.input_shape(self.model)[:2]
         maps = np.asarray(_upsample(tf, tf.constant(grids), size, self.align_corners))
         return maps, grids
 
-
-def tf_keras_vis_model(model, output: str = "logit"):
-    """A standalone Functional copy of ``model``'s scored view that tf-keras-vis can use.
-
-    tf-keras-vis reads ``layer.output``, which on a Sequential model, a nested backbone or one
-    of our replayed views belongs to another graph ("not connected to inputs"), and its
-    ``ReplaceToLinear`` fails on Sequential models. This clones the flat (``"probability"``) or
-    logits (``"logit"``) view of `kerasviz.inspect` into fresh layers with copied weights, so
-    every layer's ``.output`` belongs to the copy and layer names are the user's. Give
-    tf-keras-vis' ``Scorecam`` the logits view: it applies a softmax itself.
-
-    >>> from tf_keras_vis.gradcam import Gradcam
-    >>> Gradcam(tf_keras_vis_model(model))  # doctest: +SKIP
-    """
-    import keras
-
-    if output not in ("probability", "logit"):
-        raise ValueError(f"Expected `output` in ('probability', 'logit'). Received: {output!r}")
-    view = inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
-    copy = keras.models.clone_model(view)
-    copy.set_weights(view.get_weights())
-    return copy
