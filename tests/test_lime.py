@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from kerasviz.attribution import Explanation
 from kerasviz.attribution.lime import (
     Lime,
-    LimeResult,
     check_segments,
     cosine_kernel,
     grid_segments,
@@ -63,7 +63,7 @@ class TestKnownAnswer:
             assert np.abs(np.delete(w, REGION)).max() < 0.02 * true
             # the map gives every pixel its superpixel's weight
             np.testing.assert_array_equal(result.explanations[i], w[seg])
-            assert result.scores[i] > 0.99  # the model is linear in the on/off rows
+            assert result.fit_r2[i] > 0.99  # the model is linear in the on/off rows
         assert result.top(0, k=3).tolist()[0] == REGION
 
     def test_fill_is_what_hidden_pixels_show(self, region_model, images):
@@ -154,7 +154,7 @@ class TestSegmentation:
         result = Lime(conv_model, segmentation=halves, num_samples=30).explain_full(images[:1])
         assert sorted(np.unique(result.segments).tolist()) == [0, 1]
         assert result.weights[0].shape == (2,)
-        assert isinstance(result, LimeResult)
+        assert isinstance(result, Explanation) and result.method == "lime"
         assert set(result.timings) == {"segmentation", "sampling", "model", "fit"}
 
     def test_grayscale_images(self, keras):
@@ -203,6 +203,65 @@ class TestBadInput:
             grid_segments(4, 4, cells=5)
         with pytest.raises(ValueError, match=r"inputs"):
             Lime(conv_model, num_samples=10).explain(np.zeros((1, 8, 8, 3)))
+
+
+class TestContract:
+    def test_explain_full_fields(self, conv_model, images):
+        lime = Lime(conv_model, segmentation="grid", segmentation_args={"cells": 4},
+                    num_samples=30, output="logit", seed=1)
+        result = lime.explain_full(images, progress=True)
+        top = conv_model.predict(images, verbose=0).argmax(-1)
+        assert result.method == "lime"
+        np.testing.assert_array_equal(result.targets, top)
+        assert result.segments.shape == (3, SIZE, SIZE) and result.segments.dtype == np.int32
+        assert [w.shape for w in result.weights] == [(16,)] * 3
+        assert result.intercepts.shape == result.fit_r2.shape == (3,)
+        assert result.grid is None and result.attributions is None
+        np.testing.assert_array_equal(lime.explain(images, progress=True), result.explanations)
+        assert not [k for k in vars(lime) if k.startswith("last_")]
+
+    def test_lime_result_is_a_deprecated_alias_of_explanation(self):
+        from kerasviz.attribution import lime as lime_module
+
+        with pytest.warns(DeprecationWarning, match="LimeResult"):
+            alias = lime_module.LimeResult
+        assert alias is Explanation
+
+    def test_progress_in_init_is_deprecated(self, conv_model, images):
+        with pytest.warns(DeprecationWarning, match="progress"):
+            lime = Lime(conv_model, segmentation="grid", num_samples=10, progress=False)
+        quiet = Lime(conv_model, segmentation="grid", num_samples=10)
+        np.testing.assert_array_equal(lime.explain(images[:1]), quiet.explain(images[:1]))
+
+    def test_segments_are_a_keyword(self, conv_model, images):
+        lime = Lime(conv_model, num_samples=10)
+        with pytest.raises(TypeError, match="segments="):
+            lime.explain(images[:1], 0, _grid(1))
+
+    def test_blur_fill_follows_the_one_sigma_rule(self, conv_model, images):
+        from scipy.ndimage import gaussian_filter
+
+        seg = _grid(3)
+        blurred = Lime(conv_model, fill="blur").fills(images, seg)
+        sigma = SIZE / 16  # max(H, W) / 16, reflected at the border
+        np.testing.assert_allclose(
+            blurred, gaussian_filter(images, (0, sigma, sigma, 0), mode="reflect"), atol=1e-6)
+        wide = Lime(conv_model, fill="blur", blur_sigma=3).fills(images, seg)
+        np.testing.assert_allclose(
+            wide, gaussian_filter(images, (0, 3, 3, 0), mode="reflect"), atol=1e-6)
+        with pytest.raises(ValueError, match="blur_sigma"):
+            Lime(conv_model, fill="blur", blur_sigma=0)
+
+    def test_image_fill(self, region_model, images):
+        # an (H, W, C) reference image as the fill: the cell's weight is sum(image - fill)
+        seg = grid_segments(SIZE, SIZE, CELLS)
+        canvas = np.random.default_rng(9).uniform(0, 0.2, (SIZE, SIZE, 3)).astype(np.float32)
+        lime = Lime(region_model, num_samples=400, fill=canvas, output="logit", seed=3)
+        w = lime.explain_full(images[:1], targets=0, segments=_grid(1)).weights[0]
+        want = (images[0] - canvas)[seg == REGION].sum()
+        np.testing.assert_allclose(w[REGION], want, rtol=0.03)
+        np.testing.assert_array_equal(Lime(region_model, fill=[0.3]).fills(images, _grid(3)),
+                                      np.full_like(images, 0.3))
 
 
 def test_agrees_with_lime_package(shipped):

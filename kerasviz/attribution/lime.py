@@ -12,18 +12,23 @@ What differs from the ``lime`` package:
   forward passes;
 * ``seed`` seeds the segmentation *and* the sampling, so a result is reproducible;
 * several images are explained in one call, their samples sharing the forward batches.
+
+``Lime.explain_full`` returns an `kerasviz.attribution.Explanation` with the superpixel
+``segments``, their ``weights``, the fits' ``intercepts`` and ``fit_r2``, and ``timings``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from kerasviz import _checks, _compute
+from kerasviz.attribution import _references
 from kerasviz.attribution._base import Explainer
+from kerasviz.attribution._result import Explanation
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 FILLS = ("mean", "blur")
@@ -40,50 +45,13 @@ _SEGMENT_DEFAULTS = {
 }
 
 
-@dataclass
-class LimeResult:
-    """Everything one `Lime.explain_full` call computed.
-
-    Attributes:
-        explanations: ``(N, H, W)`` float32; each pixel holds its superpixel's weight.
-        weights: one float32 array ``(S_i,)`` per image: the weight of each superpixel.
-        segments: ``(N, H, W)`` int32 superpixel labels ``0 .. S_i - 1``.
-        intercepts: ``(N,)`` float32 intercepts of the linear fits.
-        scores: ``(N,)`` float32 weighted R^2 of each fit on its own samples (how linear the
-            model looks around the image; low values mean the weights explain little).
-        targets: ``(N,)`` int32 explained classes.
-        timings: seconds spent in ``"segmentation"``, ``"sampling"``, ``"model"`` (building and
-            scoring the perturbed images) and ``"fit"``.
-    """
-
-    explanations: np.ndarray
-    weights: list[np.ndarray]
-    segments: np.ndarray
-    intercepts: np.ndarray
-    scores: np.ndarray
-    targets: np.ndarray
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def mass_maps(self) -> np.ndarray:
-        """``(N, H, W)`` maps whose sum over a superpixel is its weight (weight / area per pixel).
-
-        A superpixel's weight is the effect of hiding all of it, so `explanations` (the weight
-        on every pixel) counts a large superpixel once per pixel; these maps count it once.
-        Use them to measure where attribution *mass* lies (`kerasviz.shortcut`).
-        """
-        out = np.empty_like(self.explanations)
-        for i, (w, seg) in enumerate(zip(self.weights, self.segments, strict=True)):
-            area = np.bincount(seg.ravel(), minlength=w.shape[0]).astype(np.float32)
-            out[i] = (w / area)[seg]
-        return out
-
-    def top(self, i: int, k: int = 5, positive: bool = True) -> np.ndarray:
-        """Labels of the ``k`` superpixels of image ``i`` with the largest (positive) weights."""
-        w = self.weights[i]
-        order = np.argsort(-w if positive else -np.abs(w), kind="stable")
-        if positive:
-            order = order[w[order] > 0]
-        return order[:k]
+def __getattr__(name):
+    if name == "LimeResult":
+        warnings.warn("kerasviz.attribution.lime.LimeResult is deprecated; Lime.explain_full "
+                      "returns a kerasviz.attribution.Explanation (its `scores` are now "
+                      "`fit_r2`)", DeprecationWarning, stacklevel=2)
+        return Explanation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def unit_range(image: np.ndarray) -> np.ndarray:
@@ -198,10 +166,12 @@ class Lime(Explainer):
             ``{"cells": 4}`` for the grid), overriding kerasviz's defaults.
         num_samples: perturbed samples per image (>= 2); the first is the image itself.
         fill: what a hidden superpixel shows: ``"mean"`` (its own mean colour, as ``lime`` does
-            by default), ``"blur"`` (a Gaussian blur of the image) or a constant (one number, or
-            one per channel, in the model's input range).
-        blur_sigma: the blur's standard deviation in pixels (default: a sixteenth of the larger
-            side).
+            by default), ``"blur"`` (the image under a Gaussian blur, reflected at the border),
+            or a reference in the model's input range: a number, a ``(C,)`` colour, an
+            ``(H, W, C)`` image or an ``(N, H, W, C)`` batch like the inputs (see
+            `kerasviz.attribution._references`).
+        blur_sigma: the blur's standard deviation in pixels; ``None`` for the one rule of
+            `kerasviz.attribution._references`, ``max(H, W) / 16``.
         kernel_width: width of the distance kernel over samples (``lime``'s default, 0.25).
         alpha: ridge penalty of the linear fit (``lime``'s default, 1.0).
         batch_size: perturbed images per forward pass.
@@ -209,11 +179,15 @@ class Lime(Explainer):
             Every image of a call uses the same random stream, so an image gets the same
             explanation alone or within a batch. ``None`` draws a fresh seed each call.
         output: ``"probability"`` or ``"logit"`` (see `Explainer`).
-        progress: show a progress bar over the perturbed samples.
+        progress: deprecated: pass ``progress=`` to `explain` / `explain_full`. When given it
+            turns the progress bar on (``True``) for every call.
+        strategy: as `kerasviz.attribution.Scorer`.
 
     >>> Lime(model, segmentation="slic", num_samples=500).explain(images).shape
     (4, 64, 64)
     """
+
+    method = "lime"
 
     def __init__(
         self,
@@ -221,14 +195,14 @@ class Lime(Explainer):
         segmentation: str | Callable = "quickshift",
         segmentation_args: dict | None = None,
         num_samples: int = 1000,
-        fill: str | float | Sequence[float] = "mean",
+        fill="mean",
         blur_sigma: float | None = None,
         kernel_width: float = 0.25,
         alpha: float = 1.0,
         batch_size: int = 64,
         seed: int | None = 0,
         output: str = "probability",
-        progress: bool = False,
+        progress: bool | None = None,
         strategy=None,
     ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
@@ -241,30 +215,21 @@ class Lime(Explainer):
         self.segmentation = segmentation
         self.segmentation_args = dict(segmentation_args or {})
         self.num_samples = _checks.check_positive_int(num_samples, "num_samples", minimum=2)
-        if isinstance(fill, str):
-            if fill not in FILLS:
-                raise ValueError(f"Expected `fill` in {FILLS} or a number (or one per channel). "
-                                 f"Received: fill={fill!r}")
-            self.fill = fill
-        else:
-            arr = np.asarray(fill, dtype=np.float32)
-            if arr.ndim > 1 or not np.all(np.isfinite(arr)):
-                raise ValueError("Expected `fill` to be 'mean', 'blur', a finite number or one "
-                                 f"number per channel. Received: fill={fill!r}")
-            self.fill = arr
-        if blur_sigma is not None and not (isinstance(blur_sigma, int | float) and blur_sigma > 0):
-            raise ValueError(f"Expected `blur_sigma` > 0 or None. Received: {blur_sigma!r}")
-        self.blur_sigma = blur_sigma
-        for name, value in (("kernel_width", kernel_width), ("alpha", alpha)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"Expected `{name}` to be a number > 0. "
-                                 f"Received: {name}={value!r}")
-        self.kernel_width = float(kernel_width)
-        self.alpha = float(alpha)
+        fill = _references.check_reference(fill, "fill", names=FILLS)
+        if isinstance(fill, np.ndarray) and fill.shape == (1,):
+            fill = fill.reshape(())  # one value in a list: the same for every channel
+        self.fill = fill
+        self.blur_sigma = _references.check_sigma(blur_sigma)
+        self.kernel_width = _checks.check_positive_float(kernel_width, "kernel_width")
+        self.alpha = _checks.check_positive_float(alpha, "alpha")
         if seed is not None:
             seed = _checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
-        self.progress = bool(progress)
+        self._progress = False
+        if progress is not None:
+            warnings.warn("Lime(progress=...) is deprecated; pass progress= to explain() or "
+                          "explain_full()", DeprecationWarning, stacklevel=2)
+            self._progress = bool(progress)
         self._steps: dict[tuple, Callable] = {}
 
     # -- pieces -----------------------------------------------------------------------------
@@ -281,21 +246,15 @@ class Lime(Explainer):
         return out
 
     def fills(self, batch: np.ndarray, segments: np.ndarray) -> np.ndarray:
-        """What hidden superpixels show, ``(N, H, W, C)`` float32."""
-        if isinstance(self.fill, np.ndarray):
-            c = batch.shape[-1]
-            if self.fill.ndim == 1 and self.fill.shape[0] not in (1, c):
-                raise ValueError(f"Expected `fill` of 1 or {c} values for images with {c} "
-                                 f"channels. Received {self.fill.shape[0]} values.")
-            return np.broadcast_to(self.fill, batch.shape).astype(np.float32)
-        out = np.empty_like(batch)
-        if self.fill == "blur":
-            from scipy.ndimage import gaussian_filter
+        """What hidden superpixels show, ``(N, H, W, C)`` float32.
 
-            sigma = self.blur_sigma or max(batch.shape[1:3]) / 16.0
-            for i, image in enumerate(batch):
-                out[i] = gaussian_filter(image, sigma=(sigma, sigma, 0), mode="nearest")
-            return out
+        >>> Lime(model, fill="blur").fills(images, segments).shape
+        (4, 64, 64, 3)
+        """
+        batch = np.asarray(batch, np.float32)
+        if not (isinstance(self.fill, str) and self.fill == "mean"):  # blur or a reference
+            return _references.reference(self.fill, batch, "fill", sigma=self.blur_sigma)
+        out = np.empty_like(batch)
         for i, (image, seg) in enumerate(zip(batch, segments, strict=True)):
             count = int(seg.max()) + 1
             flat = seg.ravel()
@@ -332,34 +291,44 @@ class Lime(Explainer):
 
     # -- public -----------------------------------------------------------------------------
 
-    def explain(self, inputs, targets=None, segments=None) -> np.ndarray:
+    def explain(self, inputs, targets=None, progress: bool = False, *,
+                segments=None) -> np.ndarray:
         """LIME maps ``(N, H, W)`` float32: each pixel takes its superpixel's weight.
 
         Args:
             inputs: images ``(N, H, W, C)`` or one image ``(H, W, C)``.
             targets: class to explain: ``None`` (top class), one int, or one per image.
+            progress: show a progress bar over the perturbed samples.
             segments: pre-computed superpixels ``(N, H, W)`` (or ``(H, W)`` for one image);
                 when given, the explainer's segmentation is not run.
 
         >>> Lime(model).explain(images, targets=1).shape
         (4, 64, 64)
         """
-        result, single = self._run(inputs, targets, segments)
+        single = np.ndim(inputs) == 3
+        result = self.explain_full(inputs, targets, progress, segments=segments)
         return _checks.restore_single(result.explanations, single)
 
-    def explain_full(self, inputs, targets=None, segments=None) -> LimeResult:
-        """Like `explain`, and return the weights, segments, fit scores and timings.
+    def explain_full(self, inputs, targets=None, progress: bool = False, *,
+                     segments=None) -> Explanation:
+        """Like `explain`, with the segments, weights, intercepts, fit R^2 and timings.
 
         Returns:
-            A `LimeResult` (batch first, also for a single image).
+            An `kerasviz.attribution.Explanation` (batch first, also for a single image) with
+            ``method="lime"``, ``segments`` int32 ``(N, H, W)``, ``weights`` (one float32
+            ``(S_i,)`` array per image), ``intercepts`` and ``fit_r2`` ``(N,)`` and ``timings``
+            (seconds in ``"segmentation"``, ``"sampling"``, ``"model"``, building and scoring
+            the perturbed images, and ``"fit"``).
 
         >>> result = Lime(model).explain_full(images)
-        >>> result.weights[0].shape, result.scores.shape
+        >>> result.weights[0].shape, result.fit_r2.shape
         ((37,), (4,))
         """
-        return self._run(inputs, targets, segments)[0]
-
-    def _run(self, inputs, targets, segments) -> tuple[LimeResult, bool]:
+        if not isinstance(progress, bool | np.bool_ | int):
+            raise TypeError("Expected `progress` to be a bool. Received: progress of type "
+                            f"{type(progress).__name__}; pass pre-computed superpixels as "
+                            "`segments=`.")
+        progress = bool(progress) or self._progress
         batch, targets, single = self.prepare(inputs, targets)
         n, h, w, c = batch.shape
         seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy
@@ -393,7 +362,7 @@ class Lime(Explainer):
         flat_rows = rows.reshape(n * self.num_samples, -1).astype(np.float32)
         # The step's batch axis is dynamic, so the last chunk runs unpadded without a retrace.
         total = ids.shape[0]
-        bar = _compute.progress_bar(total, self.progress, "LIME samples")
+        bar = _compute.progress_bar(total, progress, "LIME samples")
         parts = []
         for start, stop in _compute.padded_chunks(total, self.batch_size):
             parts.append(np.asarray(step(*args, ids[start:stop], flat_rows[start:stop])))
@@ -404,18 +373,19 @@ class Lime(Explainer):
         timings["model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        weights, intercepts, fit_scores = [], np.empty(n, np.float32), np.empty(n, np.float32)
+        weights, intercepts, fit_r2 = [], np.empty(n, np.float32), np.empty(n, np.float32)
         maps = np.empty((n, h, w), np.float32)
         for i in range(n):
             s = int(counts[i])
             z = rows[i, :, :s].astype(np.float64)
             y = scores[i, :, targets[i]].astype(np.float64)
-            coef, intercepts[i], fit_scores[i] = self._fit(z, y, s)
+            coef, intercepts[i], fit_r2[i] = self._fit(z, y, s)
             weights.append(coef.astype(np.float32))
             maps[i] = coef[segs[i]]
         timings["fit"] = time.perf_counter() - t0
 
-        return LimeResult(maps, weights, segs, intercepts, fit_scores, targets, timings), single
+        return Explanation(maps, targets, method=self.method, segments=segs, weights=weights,
+                           intercepts=intercepts, fit_r2=fit_r2, timings=timings)
 
     def _sample(self, counts: np.ndarray, seed: int) -> np.ndarray:
         """0/1 rows ``(N, num_samples, S_max)``; row 0 keeps every superpixel on.

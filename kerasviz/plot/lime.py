@@ -41,7 +41,8 @@ def lime_view(image, segments, weights, k: int = 5, ax=None, grey: float = 0.35,
     Args:
         image: ``(H, W, C)`` in any range (scaled for display).
         segments: ``(H, W)`` int superpixel labels ``0 .. S - 1``.
-        weights: ``(S,)`` superpixel weights (`LimeResult.weights[i]`).
+        weights: ``(S,)`` superpixel weights (``weights[i]`` of `Lime.explain_full`'s
+            `kerasviz.attribution.Explanation`).
         k: how many superpixels to show.
         ax: an existing Axes, or ``None`` for a new Figure.
         grey: how much of the hidden part's own brightness stays visible (0 = flat grey).
