@@ -40,3 +40,15 @@ def test_save_png(tmp_path):
     path = imageio.save_png(np.linspace(-1, 1, 64).reshape(8, 8, 1), tmp_path / "a" / "m.png")
     arr = np.asarray(Image.open(path))
     assert arr.shape == (8, 8) and arr.min() == 0 and arr.max() == 255
+
+
+def test_as_display_is_public_and_shared_with_plot():
+    from kerasviz.plot import _base
+
+    assert _base.as_display is imageio.as_display
+    inside = np.array([[0.0, 0.5], [0.25, 1.0]], np.float32)[..., None]
+    np.testing.assert_array_equal(imageio.as_display(inside), inside[..., 0])  # kept, squeezed
+    wide = np.array([[-1.0, 1.0], [0.0, 3.0]], np.float32)
+    np.testing.assert_allclose(imageio.as_display(wide), [[0.0, 0.5], [0.25, 1.0]])
+    assert imageio.as_display(np.full((2, 2, 3), 7.0)).tolist() == np.zeros((2, 2, 3)).tolist()
+    assert imageio.to_uint8(wide).tolist() == [[0, 128], [64, 255]]
