@@ -5,6 +5,13 @@ deletion curve is then a sum we can write down), hand-made maps and masks, scipy
 Spearman, and a Grad-CAM written here with a GradientTape on the trained shapes model.
 """
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -385,3 +392,85 @@ class TestWithKerasvizExplainers:
         x16 = x[:, :16, :16]
         seq = metrics.randomization_check(sequential_no_input, _edges, x16, layers=["conv1"])
         assert seq.layers == ["conv1"] and not seq.passed
+
+
+# --------------------------------------------------------------------------------------------
+# Faithfulness on tf.distribute
+# --------------------------------------------------------------------------------------------
+
+# Logical devices must be configured before TensorFlow initialises its devices, so the check
+# runs in a fresh interpreter (as in tests/test_distribute.py) and reports JSON.
+_MIRRORED_SCRIPT = textwrap.dedent('''
+    import json
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import keras
+
+    from kerasviz import metrics
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def build():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((12, 12, 3))
+        x = keras.layers.Conv2D(6, 3, activation="relu", name="conv1")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+        return keras.Model(inputs, outputs)
+
+    plain = build()
+    with strategy.scope():
+        mirrored = build()
+    images = np.random.default_rng(0).random((5, 12, 12, 3), dtype=np.float32)
+    maps = metrics.edge_map(images)
+    report = {}
+    for output in ("probability", "logit"):
+        # 5 images x 8 points = 40 rows in chunks of 6: uneven chunks, padded on each replica.
+        one = metrics.Faithfulness(plain, steps=7, deletion_fill="blur", batch_size=6,
+                                   output=output)
+        curves = {"one": (one.deletion(images, maps), one.insertion(images, maps))}
+        for name, model in (("outside", plain), ("inside", mirrored)):
+            faith = metrics.Faithfulness(model, steps=7, deletion_fill="blur", batch_size=6,
+                                         output=output, strategy=strategy)
+            curves[name] = (faith.deletion(images, maps), faith.insertion(images, maps))
+            report[f"{output}_{name}_distributed"] = (
+                getattr(faith._step, "strategy", None) is strategy
+                and getattr(faith.scorer._forward, "strategy", None) is strategy)
+        for name in ("outside", "inside"):
+            report[f"{output}_{name}"] = [
+                max(float(np.abs(a.scores - b.scores).max()),
+                    float(np.abs(a.auc - b.auc).max()))
+                for a, b in zip(curves["one"], curves[name], strict=True)]
+            report[f"{output}_{name}_targets"] = all(
+                np.array_equal(a.targets, b.targets)
+                for a, b in zip(curves["one"], curves[name], strict=True))
+        report[f"{output}_spread"] = float(np.ptp(curves["one"][0].scores))
+    print("RESULT", json.dumps(report))
+''')
+
+
+@pytest.fixture(scope="module")
+def mirrored_report():
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASVIZ_QUIET": "1",
+           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
+                          text=True, env=env, cwd=root, timeout=300)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("output", ["probability", "logit"])
+@pytest.mark.parametrize("where", ["outside", "inside"])  # model built outside/inside scope
+def test_mirrored_curves_equal_single_device(mirrored_report, output, where):
+    deletion_gap, insertion_gap = mirrored_report[f"{output}_{where}"]
+    assert mirrored_report[f"{output}_spread"] > 1e-3  # the curves are not flat
+    assert deletion_gap <= 1e-5 and insertion_gap <= 1e-5, (deletion_gap, insertion_gap)
+    assert mirrored_report[f"{output}_{where}_targets"]  # top classes resolved alike
+    # The deletion/insertion step and the target forward pass both ran on the two replicas.
+    assert mirrored_report[f"{output}_{where}_distributed"]

@@ -29,6 +29,7 @@ Modules:
 import warnings
 
 from kerasviz import _checks
+from kerasviz.inspect._copies import reinitialize, standalone_copy, weighted_layers
 from kerasviz.inspect._model import (
     CONV_TYPES,
     LayerRef,
@@ -75,9 +76,12 @@ __all__ = [
     "layer_table",
     "logits_model",
     "num_outputs",
+    "reinitialize",
     "relu_rule_model",
     "replay",
+    "standalone_copy",
     "submodel",
+    "weighted_layers",
 ]
 
 # Argument checks that lived here before they moved to `kerasviz._checks` (kept one release).
