@@ -190,8 +190,6 @@ def cmd_explain(args) -> int:
 def cmd_embed(args) -> int:
     """Feature vectors of images, nearest neighbours, optional projector export."""
     _quiet_tf()
-    import numpy as np
-
     from kerasviz import embedding
 
     quiet = _quiet(args)
@@ -201,16 +199,8 @@ def cmd_embed(args) -> int:
     _fresh_dir(out, args.force)
     extractor = embedding.FeatureExtractor(model, layer=args.layer, reduce=args.reduce)
     vectors = extractor.extract(images, progress=not quiet)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "features.npy", vectors)
-    k = min(args.neighbours, len(files) - 1)
-    lines = ["file,rank,neighbour,distance"]
-    if k >= 1:
-        idx, dist = embedding.nearest(vectors, np.arange(len(files)), k=k, metric=args.metric)
-        for i, f in enumerate(files):
-            for r in range(k):
-                lines.append(f"{f},{r + 1},{files[idx[i, r]]},{dist[i, r]:.6g}")
-    (out / "neighbours.csv").write_text("\n".join(lines) + "\n")
+    embedding.save_features(out, files, vectors, k=args.neighbours, metric=args.metric,
+                            overwrite=args.force)
     print(f"embed: {vectors.shape[0]} vectors of {vectors.shape[1]} values from layer "
           f"{extractor.layer!r} in {out.resolve()}")
     if args.projector:

@@ -182,7 +182,9 @@ class TestFiles:
     def test_thumbnails_shrink_to_fit(self, tmp_path, monkeypatch):
         from PIL import Image
 
-        monkeypatch.setattr(embedding, "SPRITE_LIMIT", 64)
+        from kerasviz.embedding import projector
+
+        monkeypatch.setattr(projector, "SPRITE_LIMIT", 64)  # where sprite_layout reads it
         # 10 flat images at 32 px: 4 per row, 16 px cells, so 16 px thumbnails.
         shades = np.linspace(0.1, 0.9, 10)
         images = np.ones((10, 32, 32, 1)) * shades[:, None, None, None]
@@ -224,7 +226,9 @@ class TestFiles:
             path.write_bytes(b"\x89PNG half a sprite")
             raise OSError("disk full")
 
-        monkeypatch.setattr(embedding, "_write_sprite", broken_sprite)
+        from kerasviz.embedding import projector
+
+        monkeypatch.setattr(projector, "_write_sprite", broken_sprite)
         with pytest.raises(OSError, match="disk full"):
             embedding.export_projector(target, np.zeros((4, 2)), labels=list("wxyz"),
                                        images=np.ones((4, 8, 8)), overwrite=True)
@@ -247,7 +251,9 @@ class TestFiles:
                 raise OSError("rename failed")
             real_rename(src, dst)
 
-        monkeypatch.setattr(embedding.os, "rename", rename)
+        from kerasviz.embedding import projector
+
+        monkeypatch.setattr(projector.os, "rename", rename)
         with pytest.raises(OSError, match="rename failed"):
             embedding.export_projector(target, np.zeros((3, 2)), overwrite=True)
         assert _snapshot(target) == before
