@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent('''
     import keras
 
     from kerasviz import _compute
-    from kerasviz.attribution import GradCAM, IntegratedGradients, Lime, Occlusion, Saliency
+    from kerasviz.attribution import (GradCAM, GuidedBackprop, IntegratedGradients, Lime,
+                                      Occlusion, Saliency)
     from kerasviz.embedding import FeatureExtractor
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -77,6 +78,13 @@ SCRIPT = textwrap.dedent('''
     compare("integrated_gradients",
             lambda m, s: IntegratedGradients(m, steps=8, batch_size=10, strategy=s), explain)
     compare("gradcam", lambda m, s: GradCAM(m, layer="conv2", batch_size=4, strategy=s),
+            explain)
+    compare("gradcam_grid", lambda m, s: GradCAM(m, layer="conv2", batch_size=4, strategy=s),
+            lambda e: e.explain_full(images, targets).grid)
+    compare("integrated_gradients_completeness",
+            lambda m, s: IntegratedGradients(m, steps=8, batch_size=10, strategy=s),
+            lambda e: e.explain_full(images, targets).completeness.attribution_sum)
+    compare("guided_backprop", lambda m, s: GuidedBackprop(m, batch_size=4, strategy=s),
             explain)
     compare("lime", lambda m, s: Lime(m, segmentation="grid", segmentation_args={"cells": 3},
                                       num_samples=40, batch_size=16, strategy=s), explain)
@@ -144,7 +152,9 @@ def test_two_replicas_on_two_devices(report):
 
 
 @pytest.mark.parametrize("name", ["occlusion", "occlusion_top", "saliency",
-                                  "integrated_gradients", "gradcam", "lime", "features"])
+                                  "integrated_gradients", "integrated_gradients_completeness",
+                                  "guided_backprop", "gradcam", "gradcam_grid", "lime",
+                                  "features"])
 def test_mirrored_equals_single_device(report, name):
     outside_scope, inside_scope, magnitude = report[name]
     assert magnitude > 1e-4  # the maps are not all zero, so equality means something
