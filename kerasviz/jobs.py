@@ -323,7 +323,10 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     chosen.setdefault("batch_size", batch_size)
     settings_json = _jsonable(chosen)
     files, names = inventory(images)
-    num_classes = inspect.num_outputs(model)
+    # The model's own output scores the manifest and picks the top class, whatever `output`
+    # the explainer scores; the same strategy splits these passes.
+    scorer = Scorer(model, output="probability", batch_size=batch_size, strategy=strategy)
+    num_classes = scorer.num_classes
     wanted = _resolve_targets(targets, names, num_classes)
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(f"Expected {num_classes} `class_names` (one per class). Received "
@@ -337,7 +340,7 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
 
     out = Path(out)
     resuming = _check_out(out, spec, resume, overwrite)
-    extra = {} if strategy is None else {"strategy": strategy}
+    extra = {} if strategy is None else {"strategy": scorer.strategy}
     explainer = attribution.create(method, model, **chosen, **extra)
     out.mkdir(parents=True, exist_ok=True)
     for stray in out.rglob(f"*{TMP_SUFFIX}"):  # left by a killed run
@@ -354,10 +357,6 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     finished = {r["name"] for r in kept}
     del rows, kept  # only the names are needed from here on
 
-    # The model's own output scores the manifest and picks the top class, whatever `output`
-    # the explainer scores; the explainer's strategy splits these passes too.
-    scorer = Scorer(model, output="probability", batch_size=batch_size,
-                    strategy=explainer.strategy)
     h, w, c = (int(s) for s in shape)
     batches = [(s, e) for s, e in _compute.padded_chunks(len(files), batch_size)
                if any(names[i] not in finished for i in range(s, e))]
