@@ -87,8 +87,8 @@ def occluded(image, tasks, patch, fills):
 
 def setting(title, model, image, patch, stride, batch_size, count, repeats, seed=0):
     """Time limit / full / incremental on ``count`` positions (all when ``None``)."""
-    from kerasviz.attribution.incremental import IncrementalOcclusion, flops
-    from kerasviz.attribution.occlusion import Occlusion
+    from kerasviz.attribution import IncrementalOcclusion, Occlusion
+    from kerasviz.attribution.incremental import flops
 
     full = Occlusion(model, patch=patch, stride=stride, batch_size=batch_size)
     inc = IncrementalOcclusion(model, patch=patch, stride=stride, batch_size=batch_size)

@@ -68,7 +68,7 @@ XPLIQUE_STUBS = ("tensorflow_probability", "einops")
 
 
 def positions(h, w, patch, stride):
-    from kerasviz.attribution.occlusion import patch_starts
+    from kerasviz.attribution._patches import patch_starts
 
     return patch_starts(h, patch, stride), patch_starts(w, patch, stride)
 
@@ -103,7 +103,7 @@ def naive_grid(model, image, target, patch, stride, fill, rows=None):
 
 
 def coverage_count(h, w, patch, stride):
-    from kerasviz.attribution.occlusion import coverage
+    from kerasviz.attribution._patches import coverage
 
     tops, lefts = positions(h, w, patch, stride)
     return coverage(h, tops, patch).sum(1)[:, None] * coverage(w, lefts, patch).sum(1)[None, :]
@@ -125,8 +125,7 @@ def bench(title, model, images, targets, patch, stride, fill, batch_size, repeat
     occ = Occlusion(model, patch=patch, stride=stride, fill=fill, batch_size=batch_size)
     out = {}
     fns = {"limit1": limit_forward(model, occluded_stack(one, patch, stride, fill), batch_size),
-           "ours1": lambda: out.__setitem__("ours", occ.explain(one, one_target,
-                                                                return_grid=True))}
+           "ours1": lambda: out.__setitem__("ours", occ.explain_full(one, one_target))}
     if multi:
         batch, batch_targets = images[:multi], targets[:multi]
         fns["limitN"] = limit_forward(model, occluded_stack(batch, patch, stride, fill),
@@ -159,7 +158,7 @@ def bench(title, model, images, targets, patch, stride, fill, batch_size, repeat
     if "tf-explain" in t:
         rows.append(["tf-explain OcclusionSensitivity", 1, count, t["tf-explain"],
                      t["tf-explain"], t["tf-explain"] / lim])
-    ours_maps, ours_grid = out["ours"]
+    ours_maps, ours_grid = out["ours"].explanations, out["ours"].grid
     agree = []
     if naive_rows != 0:
         part = len(tops) if naive_rows is None else min(naive_rows, len(tops))

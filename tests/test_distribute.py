@@ -74,6 +74,9 @@ SCRIPT = textwrap.dedent('''
                                                 strategy=s), explain)
     compare("occlusion_top", lambda m, s: Occlusion(m, patch=4, stride=2, batch_size=6,
                                                     strategy=s), lambda e: e.explain(images))
+    compare("occlusion_grid", lambda m, s: Occlusion(m, patch=4, stride=2, batch_size=6,
+                                                     strategy=s),
+            lambda e: e.explain_full(images, targets).grid)
     compare("saliency", lambda m, s: Saliency(m, batch_size=4, strategy=s), explain)
     compare("integrated_gradients",
             lambda m, s: IntegratedGradients(m, steps=8, batch_size=10, strategy=s), explain)
@@ -151,7 +154,7 @@ def test_two_replicas_on_two_devices(report):
     assert report["devices"][0].endswith("CPU:0") and report["devices"][1].endswith("CPU:1")
 
 
-@pytest.mark.parametrize("name", ["occlusion", "occlusion_top", "saliency",
+@pytest.mark.parametrize("name", ["occlusion", "occlusion_top", "occlusion_grid", "saliency",
                                   "integrated_gradients", "integrated_gradients_completeness",
                                   "guided_backprop", "gradcam", "gradcam_grid", "lime",
                                   "features"])
