@@ -220,11 +220,8 @@ class ActivationMaximization:
             self.scored = inspect.logits_model(model)
             self._unit_shape = tuple(int(s) for s in self.scored.outputs[0].shape[1:])
         else:
-            import keras
-
-            sub = inspect.submodel(model, [layer])
-            self.scored = keras.Model(sub.inputs, sub.outputs[0], name=f"{model.name}_unit")
-            self._unit_shape = tuple(int(s) for s in sub.outputs[0].shape[1:])
+            self.scored = inspect.layer_model(model, layer)
+            self._unit_shape = tuple(int(s) for s in self.scored.outputs[0].shape[1:])
         self._step = None
         self._values = None
 

@@ -14,22 +14,7 @@ import numpy as np
 
 from kerasviz import _checks, _compute, inspect
 
-REDUCTIONS = ("flatten", "gap", "max")
-
-
-def _reduce_tensor(out, reduce: str):
-    """Symbolic reduction of a layer output to ``(N, D)``."""
-    import keras
-
-    rank = len(out.shape)
-    if rank == 2:
-        return out
-    if reduce == "flatten":
-        return keras.layers.Flatten(name="kerasviz_flatten")(out)
-    axes = tuple(range(1, rank - 1))  # every axis between the batch and the channels
-    if reduce == "gap":
-        return keras.ops.mean(out, axis=axes)
-    return keras.ops.max(out, axis=axes)
+REDUCTIONS = inspect.REDUCTIONS
 
 
 class FeatureExtractor:
@@ -66,15 +51,13 @@ class FeatureExtractor:
 
     def __init__(self, model, layer=None, reduce: str = "flatten", batch_size: int = 64,
                  strategy=None):
-        import keras
-
         self.reduce = _checks.check_choice(reduce, "reduce", REDUCTIONS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self.model = model
         path = inspect.feature_layer(model) if layer is None else layer
         target = inspect.find_layer(model, path)
         self.layer = path if isinstance(path, str) else inspect.layer_path(model, target)
-        sub = inspect.submodel(model, [target])
+        sub = inspect.layer_model(model, target)
         out = sub.outputs[0]
         shape = tuple(out.shape)
         batch_dim = sub.inputs[0].shape[0]
@@ -84,9 +67,8 @@ class FeatureExtractor:
                 f"of the input (expected (N, ...) with N = {batch_dim}); feature vectors need "
                 "one vector per image. Choose another `layer`."
             )
-        vec = _reduce_tensor(out, reduce)
-        self.dim = vec.shape[-1]
-        self._model = keras.Model(sub.inputs, vec, name=f"{model.name}_features")
+        self._model = inspect.reduced_model(sub, self.reduce)
+        self.dim = self._model.outputs[0].shape[-1]
         # Each padded batch is split across the strategy's replicas (one device: unchanged).
         self._forward = _compute.distribute(_compute.compiled_forward(self._model),
                                             _compute.resolve_strategy(strategy),

@@ -42,7 +42,18 @@ from kerasviz.inspect._model import (
     layer_path,
     num_outputs,
 )
-from kerasviz.inspect._replay import Call, Replay, Tap, flat_model, fresh_input, replay, submodel
+from kerasviz.inspect._replay import (
+    REDUCTIONS,
+    Call,
+    Replay,
+    Tap,
+    flat_model,
+    fresh_input,
+    layer_model,
+    reduced_model,
+    replay,
+    submodel,
+)
 from kerasviz.inspect._surgery import RuleModel, relu_rule_model
 from kerasviz.inspect._views import (
     LayerInfo,
@@ -54,6 +65,7 @@ from kerasviz.inspect._views import (
 )
 
 __all__ = [
+    "REDUCTIONS",
     "CONV_TYPES",
     "Call",
     "LayerInfo",
@@ -72,10 +84,12 @@ __all__ = [
     "is_graph_model",
     "iter_layers",
     "last_spatial_layer",
+    "layer_model",
     "layer_path",
     "layer_table",
     "logits_model",
     "num_outputs",
+    "reduced_model",
     "reinitialize",
     "relu_rule_model",
     "replay",

@@ -193,7 +193,6 @@ def submodel(model, layers=()) -> Any:
     return keras.Model(inputs, [*outs, prediction], name=f"{model.name}_kerasviz")
 
 
-
 def flat_model(model) -> Any:
     """A Functional view of any supported model with the same prediction (weights shared).
 
@@ -204,3 +203,49 @@ def flat_model(model) -> Any:
     inputs, prediction, _ = replay(model)
     return keras.Model(inputs, prediction, name=f"{model.name}_flat")
 
+
+
+REDUCTIONS = ("flatten", "gap", "max")
+
+
+def layer_model(model, layer) -> Any:
+    """A Functional model whose one output is ``layer``'s output (weights shared).
+
+    Raises:
+        KeyError: an unknown layer (closest names listed).
+
+    >>> layer_model(model, "conv2").outputs[0].shape
+    (None, 28, 28, 32)
+    """
+    keras = _keras()
+    sub = submodel(model, [layer])
+    return keras.Model(sub.inputs, sub.outputs[0], name=f"{model.name}_unit")
+
+
+def reduced_model(model, reduce: str) -> Any:
+    """``model`` (one input, one output) with its output reduced to vectors ``(N, D)``.
+
+    Args:
+        model: a Functional model with one output, e.g. from `layer_model`.
+        reduce: for an output of rank > 2, ``"flatten"`` gives ``(N, h*w*c)``, ``"gap"`` the
+            mean and ``"max"`` the maximum over every axis between the batch and the channels,
+            ``(N, c)``. A rank-2 output is returned as it is.
+
+    Raises:
+        ValueError: an unknown ``reduce``.
+
+    >>> reduced_model(layer_model(model, "conv2"), "gap").outputs[0].shape
+    (None, 32)
+    """
+    keras = _keras()
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"Expected `reduce` in {REDUCTIONS}. Received: reduce={reduce!r}")
+    out = model.outputs[0]
+    rank = len(out.shape)
+    if rank > 2:
+        if reduce == "flatten":
+            out = keras.layers.Flatten(name="kerasviz_flatten")(out)
+        else:
+            axes = tuple(range(1, rank - 1))  # every axis between the batch and the channels
+            out = (keras.ops.mean if reduce == "gap" else keras.ops.max)(out, axis=axes)
+    return keras.Model(model.inputs, out, name=f"{model.name}_features")
