@@ -174,9 +174,3 @@ def run_batched(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int,
         if bar is not None:
             bar.update(stop)
     return [np.concatenate(p, axis=0) for p in parts]
-
-
-def progress_bar(total: int, enabled: bool, label: str | None = None, unit: str = "img"):
-    """A `kerasviz._progress.Progress` when ``enabled`` and not silenced by ``KERASVIZ_QUIET``,
-    else ``None`` (kept for callers written against the earlier Progbar helper)."""
-    return _progress.progress(total, enabled, label, unit=unit)

@@ -2,7 +2,7 @@
 
 import io
 
-from kerasviz import _compute, _progress
+from kerasviz import _progress
 
 
 class Tty(io.StringIO):
@@ -15,12 +15,12 @@ def test_quiet_env_and_disabled_print_nothing(monkeypatch):
     monkeypatch.setenv("KERASVIZ_QUIET", "1")
     _progress.Progress(10, label="x", every=0.0, stream=stream).update(10)
     _progress.Progress(10, label="x", stream=stream).note("stage")
-    assert _progress.progress(10, True) is None and _compute.progress_bar(10, True) is None
+    assert _progress.progress(10, True) is None
     monkeypatch.delenv("KERASVIZ_QUIET")
     _progress.Progress(10, label="x", enabled=False, every=0.0, stream=stream).update(10)
     _progress.Progress(10, done=10, every=0.0, stream=stream).update(10)  # nothing left to do
     assert stream.getvalue() == ""
-    assert isinstance(_compute.progress_bar(10, True, "forward"), _progress.Progress)
+    assert isinstance(_progress.progress(10, True, "forward"), _progress.Progress)
 
 
 def test_lines_units_and_notes(monkeypatch):

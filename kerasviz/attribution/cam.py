@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from kerasviz import _checks, _compute, inspect
+from kerasviz import _checks, _compute, _progress, inspect
 from kerasviz.attribution._base import Explainer
 from kerasviz.attribution._result import Explanation
 
@@ -279,7 +279,7 @@ class ScoreCAM(_LayerCAM):
         total = n * keep
         size = min(self.batch_size, total)
         weights = np.zeros((n, keep), np.float32)
-        bar = _compute.progress_bar(total, progress, self.method)
+        bar = _progress.progress(total, progress, self.method)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, k = np.divmod(rows, keep)

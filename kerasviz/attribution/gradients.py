@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasviz import _checks, _compute, inspect
+from kerasviz import _checks, _compute, _progress, inspect
 from kerasviz.attribution import _references
 from kerasviz.attribution._base import Explainer
 from kerasviz.attribution._result import Completeness, Explanation
@@ -121,7 +121,7 @@ class _GradientExplainer(Explainer):
         size = min(self.batch_size, total)
         sums = np.zeros(batch.shape, np.float64)
         scores = np.zeros((n, points), np.float64)
-        bar = _compute.progress_bar(total, progress, self.method or None)
+        bar = _progress.progress(total, progress, self.method or None)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, point = np.divmod(rows, points)

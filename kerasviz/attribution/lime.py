@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kerasviz import _checks, _compute
+from kerasviz import _checks, _compute, _progress
 from kerasviz.attribution import _references
 from kerasviz.attribution._base import Explainer
 from kerasviz.attribution._result import Explanation
@@ -362,7 +362,7 @@ class Lime(Explainer):
         flat_rows = rows.reshape(n * self.num_samples, -1).astype(np.float32)
         # The step's batch axis is dynamic, so the last chunk runs unpadded without a retrace.
         total = ids.shape[0]
-        bar = _compute.progress_bar(total, progress, "LIME samples")
+        bar = _progress.progress(total, progress, "LIME samples")
         parts = []
         for start, stop in _compute.padded_chunks(total, self.batch_size):
             parts.append(np.asarray(step(*args, ids[start:stop], flat_rows[start:stop])))

@@ -142,13 +142,13 @@ class Occlusion(PatchExplainer):
         """
         import tensorflow as tf
 
-        from kerasviz import _compute
+        from kerasviz import _compute, _progress
 
         step = self._step(tuple(batch.shape[1:]))
         images = tf.constant(batch)
         fill = tf.constant(self.fills(batch) if fills is None else fills)
         tasks = np.ascontiguousarray(tasks, dtype=np.int32)
-        bar = _compute.progress_bar(len(tasks), progress, "occlusion")
+        bar = _progress.progress(len(tasks), progress, "occlusion")
         out = []
         for start, stop in _compute.padded_chunks(len(tasks), self.batch_size):
             out.append(step(images, fill, tf.constant(tasks[start:stop])).numpy())

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from kerasviz import _checks, _compute, inspect
+from kerasviz import _checks, _compute, _progress, inspect
 
 REDUCTIONS = inspect.REDUCTIONS
 
@@ -123,7 +123,7 @@ class FeatureExtractor:
                for got, want in zip(arr.shape[1:], expected, strict=True)):
             raise ValueError(f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
                              f"for model {self.model.name!r}. Received: data.shape={arr.shape}")
-        bar = _compute.progress_bar(arr.shape[0], progress)
+        bar = _progress.progress(arr.shape[0], progress)
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.
         for start, stop in _compute.padded_chunks(arr.shape[0], self.batch_size):
@@ -162,7 +162,7 @@ class FeatureExtractor:
                 f"Received: element_spec={spec}"
             )
         data = data.batch(self.batch_size).prefetch(1)
-        bar = _compute.progress_bar(total, progress)
+        bar = _progress.progress(total, progress)
         columns: list[list[np.ndarray]] = [[] for _ in range(arity)]
         seen = 0
         for element in data:

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from kerasviz import _checks
+from kerasviz import _checks, _progress
 from kerasviz.attribution._patches import NO_PATCH, PatchExplainer, check_mode
 from kerasviz.attribution._result import Explanation
 from kerasviz.attribution.incremental._graph import call_graph
@@ -158,7 +158,7 @@ class IncrementalOcclusion(PatchExplainer):
         per_image = max(1, int(real.sum()) // n)
         group = max(1, min(n, -(-self.batch_size // per_image)))
         out = np.zeros((len(tasks), self.num_classes), np.float32)
-        bar = _compute.progress_bar(len(tasks), progress, "incremental occlusion")
+        bar = _progress.progress(len(tasks), progress, "incremental occlusion")
         done = 0
         for first in range(0, n, group):
             last = min(n, first + group)
