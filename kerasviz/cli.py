@@ -158,13 +158,15 @@ def cmd_explain(args) -> int:
     else:
         model, card = _load_model(args.model)
     settings = {}
-    if args.method == "occlusion":
+    if args.method in ("occlusion", "occlusion_incremental"):
         if args.patch is not None:
             settings["patch"] = args.patch
         if args.stride is not None:
             settings["stride"] = args.stride
     elif args.patch is not None or args.stride is not None:
-        raise UsageError("--patch and --stride apply to --method occlusion only")
+        raise UsageError(
+            "--patch and --stride apply to --method occlusion or occlusion_incremental only"
+        )
     targets = None
     if args.targets is not None:
         try:

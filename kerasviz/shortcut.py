@@ -204,7 +204,7 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     """Background reliance of ``model``'s explanations and its swapped-background accuracy.
 
     For LIME the mass of a superpixel is its weight, spread over its pixels
-    (`LimeResult.mass_maps`), so a large superpixel is not counted once per pixel.
+    (`Explanation.mass_maps`), so a large superpixel is not counted once per pixel.
 
     Args:
         model: a Keras image classifier.

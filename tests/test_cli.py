@@ -106,12 +106,26 @@ def test_explain_writes_maps(tmp_path, capsys):
     assert len(list((tmp_path / "x").glob("*.gradcam.png"))) == 3
 
 
+def test_explain_incremental_occlusion_takes_patch_and_stride(tmp_path, capsys):
+    import json
+
+    code = main(["explain", "--model", "digits_cnn", "--images", "saved_models/samples/digits",
+                 "--method", "occlusion_incremental", "--patch", "8", "--stride", "8",
+                 "--out", str(tmp_path / "x"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    spec = json.loads((tmp_path / "x" / "job.json").read_text())
+    assert spec["settings"]["patch"] == 8 and spec["settings"]["stride"] == 8, spec
+    assert len(list((tmp_path / "x").glob("*.occlusion_incremental.npy"))) == 6
+
+
 @pytest.mark.parametrize("args, message", [
     (["explain", "--images", "saved_models/samples/digits", "--method", "magic"],
      "Unknown method 'magic'"),
     (["explain", "--images", "nowhere/"], "no such file"),
     (["explain", "--images", "README.md"], "not a readable image"),
     (["embed", "--images", "saved_models/samples/digits", "--layer", "conv99"], "No layer"),
+    (["explain", "--images", "saved_models/samples/digits", "--method", "gradcam", "--patch",
+      "4"], "--patch and --stride apply to --method occlusion or occlusion_incremental only"),
 ])
 def test_bad_input_one_line(args, message, tmp_path, capsys):
     one_line_error(capsys, main([*args, "--out", str(tmp_path / "o")]), message)
