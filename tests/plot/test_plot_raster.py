@@ -11,7 +11,7 @@ from PIL import Image
 from kerasviz import imageio
 from kerasviz.plot import raster
 
-PLOT = Path(__file__).resolve().parents[1] / "kerasviz" / "plot"
+PLOT = Path(__file__).resolve().parents[2] / "kerasviz" / "plot"
 
 
 def test_raster_imports_neither_matplotlib_nor_tensorflow():
