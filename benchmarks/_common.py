@@ -66,8 +66,9 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int = 3,
-                      warmup: int = 1) -> dict[str, float]:
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: int = 3, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds of several functions timed in turns (a, b, c, a, b, c, ...).
 
     On a shared machine the load drifts during a run; timing the rows in turns exposes them
@@ -155,8 +156,9 @@ def peak_rss(fn: Callable[[], object], interval: float = 0.002) -> tuple[object,
 # --------------------------------------------------------------------------------------------
 
 
-def sample_images(n: int, size: int, value_range: tuple[float, float] = (0.0, 1.0),
-                  seed: int = 0) -> np.ndarray:
+def sample_images(
+    n: int, size: int, value_range: tuple[float, float] = (0.0, 1.0), seed: int = 0
+) -> np.ndarray:
     """``n`` images ``(n, size, size, 3)`` float32 from `kerasviz.datasets.shapes`, rescaled.
 
     Shapes on textured backgrounds: structured content, unlike uniform noise.
@@ -168,8 +170,13 @@ def sample_images(n: int, size: int, value_range: tuple[float, float] = (0.0, 1.
     return (low + (high - low) * images).astype(np.float32)
 
 
-def mobilenetv2(size: int = 224, classes: int = 1000, seed: int = 0, calibration: int = 8,
-                logit_std: float = 2.0):
+def mobilenetv2(
+    size: int = 224,
+    classes: int = 1000,
+    seed: int = 0,
+    calibration: int = 8,
+    logit_std: float = 2.0,
+):
     """``keras.applications.MobileNetV2(weights=None)`` whose BatchNorm statistics fit real images.
 
     With random weights and the default BatchNorm statistics (mean 0, variance 1) activations
@@ -187,8 +194,9 @@ def mobilenetv2(size: int = 224, classes: int = 1000, seed: int = 0, calibration
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3),
-                                           classes=classes)
+    model = keras.applications.MobileNetV2(
+        weights=None, input_shape=(size, size, 3), classes=classes
+    )
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
@@ -223,8 +231,10 @@ def limit_forward(model, images: np.ndarray, batch_size: int) -> Callable[[], np
     from kerasviz import _compute
 
     forward = _compute.compiled_forward(model)
-    chunks = [tf.constant(images[start:stop])
-              for start, stop in _compute.padded_chunks(len(images), batch_size)]
+    chunks = [
+        tf.constant(images[start:stop])
+        for start, stop in _compute.padded_chunks(len(images), batch_size)
+    ]
 
     def run():
         return np.concatenate([forward(chunk).numpy() for chunk in chunks], axis=0)

@@ -62,18 +62,22 @@ def main(argv=None) -> int:
         images["ours"] = ours.maximize(units, progress=False)
 
     batched = median_time(run_ours, repeats=args.repeats, warmup=0) / len(units)
-    one_by_one = median_time(lambda: single.maximize(units, progress=False), repeats=1,
-                             warmup=0) / len(units)
+    one_by_one = median_time(
+        lambda: single.maximize(units, progress=False), repeats=1, warmup=0
+    ) / len(units)
     ours_value = float(np.mean(ours.unit_values(images["ours"], units)))
 
     forward = _compute.compiled_forward(model)
     x = tf.constant(np.random.default_rng(0).uniform(0, 1, (len(units), 64, 64, 3)), tf.float32)
     forward(x)
-    limit = median_time(lambda: [forward(x) for _ in range(steps)][-1].numpy(),
-                        repeats=3) / len(units)
+    limit = median_time(lambda: [forward(x) for _ in range(steps)][-1].numpy(), repeats=3) / len(
+        units
+    )
 
-    rows = [["kerasviz batched", len(units), batched, 1.0, f"{ours_value:.3f}"],
-            ["kerasviz one at a time", len(units), one_by_one, one_by_one / batched, ""]]
+    rows = [
+        ["kerasviz batched", len(units), batched, 1.0, f"{ours_value:.3f}"],
+        ["kerasviz one at a time", len(units), one_by_one, one_by_one / batched, ""],
+    ]
     peer, why = import_peer("tf_keras_vis.activation_maximization")
     ratio = None
     if peer is None:
@@ -81,27 +85,46 @@ def main(argv=None) -> int:
     else:
         from tf_keras_vis.utils.scores import CategoricalScore
 
-        sub = keras.Model(model.inputs, keras.layers.GlobalAveragePooling2D()(
-            model.get_layer(layer).output))
+        sub = keras.Model(
+            model.inputs, keras.layers.GlobalAveragePooling2D()(model.get_layer(layer).output)
+        )
         reference = peer.ActivationMaximization(sub, clone=False)
-        reference(CategoricalScore(0), seed_input=tf.random.uniform((1, 64, 64, 3)),
-                  input_range=(0.0, 1.0), steps=2)  # warm-up
+        reference(
+            CategoricalScore(0),
+            seed_input=tf.random.uniform((1, 64, 64, 3)),
+            input_range=(0.0, 1.0),
+            steps=2,
+        )  # warm-up
         per_unit, values = [], []
         for unit in units[: args.peer_units]:
             start = time.perf_counter()
-            img = reference(CategoricalScore(unit), input_range=(0.0, 1.0), steps=steps,
-                            seed_input=tf.random.stateless_uniform((1, 64, 64, 3), (0, unit)))
+            img = reference(
+                CategoricalScore(unit),
+                input_range=(0.0, 1.0),
+                steps=steps,
+                seed_input=tf.random.stateless_uniform((1, 64, 64, 3), (0, unit)),
+            )
             per_unit.append(time.perf_counter() - start)
             values.append(float(ours.unit_values(np.asarray(img, np.float32), [unit])[0]))
         peer_time = statistics.median(per_unit)
         ratio = peer_time / batched
         mine = ours.unit_values(images["ours"][: args.peer_units], units[: args.peer_units])
-        rows.append(["tf-keras-vis (one unit per call)", args.peer_units, peer_time, ratio,
-                     f"{np.mean(values):.3f} (ours on these: {np.mean(mine):.3f})"])
+        rows.append(
+            [
+                "tf-keras-vis (one unit per call)",
+                args.peer_units,
+                peer_time,
+                ratio,
+                f"{np.mean(values):.3f} (ours on these: {np.mean(mine):.3f})",
+            ]
+        )
     rows.append(["limit (forward only)", len(units), limit, limit / batched, ""])
-    print_table(f"activation maximization, shapes_cnn {layer}, 64x64, {steps} steps: "
-                "seconds per unit (ratio = row / kerasviz batched)",
-                ["method", "units timed", "s / unit", "ratio", "mean activation"], rows)
+    print_table(
+        f"activation maximization, shapes_cnn {layer}, 64x64, {steps} steps: "
+        "seconds per unit (ratio = row / kerasviz batched)",
+        ["method", "units timed", "s / unit", "ratio", "mean activation"],
+        rows,
+    )
     if ratio is not None:
         print(f"tf-keras-vis / kerasviz batched = {ratio:.1f}x per unit (target >= 4x)")
     return 0

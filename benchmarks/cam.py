@@ -82,8 +82,10 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
 
     ours = GradCAM(model, layer=layer, output="logit", batch_size=len(images))
     # Floor and ours alternate, so load from other processes hits both alike.
-    floor, t = interleaved([limit_forward(model, images, len(images)),
-                            lambda: ours.explain(images, targets)], max(repeats, 3))
+    floor, t = interleaved(
+        [limit_forward(model, images, len(images)), lambda: ours.explain(images, targets)],
+        max(repeats, 3),
+    )
     rows = [["floor: 1 compiled forward pass", floor, 1.0]]
     rows.append(["kerasviz GradCAM", t, t / floor])
     result = ours.explain_full(images, targets)
@@ -100,16 +102,26 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
         score = CategoricalScore(list(targets))
 
         def run_tfkv(expand=True):
-            return cam(score, images, penultimate_layer=name, seek_penultimate_conv_layer=False,
-                       normalize_cam=False, expand_cam=expand)
+            return cam(
+                score,
+                images,
+                penultimate_layer=name,
+                seek_penultimate_conv_layer=False,
+                normalize_cam=False,
+                expand_cam=expand,
+            )
 
         t = median_time(run_tfkv, repeats)
         rows.append(["tf-keras-vis Gradcam", t, t / floor])
-        agree.append([title, "kerasviz vs tf-keras-vis (grid)",
-                      _min_r(grids, run_tfkv(False))])
+        agree.append([title, "kerasviz vs tf-keras-vis (grid)", _min_r(grids, run_tfkv(False))])
         ours_ac = GradCAM(model, layer=layer, batch_size=len(images), align_corners=True)
-        agree.append([title, "kerasviz (align_corners) vs tf-keras-vis (map)",
-                      _min_r(ours_ac.explain(images, targets), run_tfkv())])
+        agree.append(
+            [
+                title,
+                "kerasviz (align_corners) vs tf-keras-vis (map)",
+                _min_r(ours_ac.explain(images, targets), run_tfkv()),
+            ]
+        )
 
     if "tf-explain" in peers:
         gc = peers["tf-explain"].GradCAM
@@ -123,8 +135,7 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
         rows.append(["tf-explain GradCAM (one class)", t, t / floor])
         same = ours.explain_full(images, np.full_like(targets, one)).grid
         theirs = np.maximum(run_tfe(), 0.0)  # tf-explain applies its ReLU when drawing
-        agree.append([title, "kerasviz vs tf-explain (grid)",
-                      _min_r(same, theirs)])
+        agree.append([title, "kerasviz vs tf-explain (grid)", _min_r(same, theirs)])
 
     if "xplique" in peers:
         xp = peers["xplique"].GradCAM(view, conv_layer=name, batch_size=len(images))
@@ -132,8 +143,7 @@ def gradcam_rows(title, model, images, targets, layer, repeats, peers):
         t = median_time(lambda: np.asarray(xp.explain(images, onehot)), repeats)
         rows.append(["Xplique GradCAM", t, t / floor])
         theirs = np.asarray(xp.explain(images, onehot)).reshape(maps.shape)
-        agree.append([title, "kerasviz vs Xplique (map)",
-                      _min_r(maps, theirs)])
+        agree.append([title, "kerasviz vs Xplique (map)", _min_r(maps, theirs)])
     print_table(f"\nGrad-CAM, {title}: median seconds", ["method", "seconds", "x floor"], rows)
     return agree
 
@@ -153,31 +163,53 @@ def gradient_rows(title, model, images, targets, samples, repeats, peers):
     rows.append([f"kerasviz Saliency ({n} images)", t, t / floor])
     sg = SmoothGrad(model, samples=samples, batch_size=n)
     t = median_time(lambda: sg.explain(few, few_t), repeats)
-    rows.append([f"kerasviz SmoothGrad ({len(few)} images x {samples})", t,
-                 t / floor * n / rows_points])
+    rows.append(
+        [f"kerasviz SmoothGrad ({len(few)} images x {samples})", t, t / floor * n / rows_points]
+    )
     ig = IntegratedGradients(model, steps=samples, batch_size=n)
     t = median_time(lambda: ig.explain(few, few_t), repeats)
-    rows.append([f"kerasviz IntegratedGradients ({len(few)} x {samples} steps)", t,
-                 t / floor * n / rows_points])
+    rows.append(
+        [
+            f"kerasviz IntegratedGradients ({len(few)} x {samples} steps)",
+            t,
+            t / floor * n / rows_points,
+        ]
+    )
     if "tf-keras-vis" in peers:
         from tf_keras_vis.saliency import Saliency as TfkvSaliency
         from tf_keras_vis.utils.scores import CategoricalScore
 
         tfkv = TfkvSaliency(tf_keras_vis_model(model, "logit"))
-        t = median_time(lambda: tfkv(CategoricalScore(list(targets)), images,
-                                     normalize_map=False), repeats)
+        t = median_time(
+            lambda: tfkv(CategoricalScore(list(targets)), images, normalize_map=False), repeats
+        )
         rows.append([f"tf-keras-vis Saliency ({n} images)", t, t / floor])
-        t = median_time(lambda: tfkv(CategoricalScore(list(few_t)), few, normalize_map=False,
-                                     smooth_samples=samples, smooth_noise=0.15), repeats)
-        rows.append([f"tf-keras-vis SmoothGrad ({len(few)} images x {samples})", t,
-                     t / floor * n / rows_points])
+        t = median_time(
+            lambda: tfkv(
+                CategoricalScore(list(few_t)),
+                few,
+                normalize_map=False,
+                smooth_samples=samples,
+                smooth_noise=0.15,
+            ),
+            repeats,
+        )
+        rows.append(
+            [
+                f"tf-keras-vis SmoothGrad ({len(few)} images x {samples})",
+                t,
+                t / floor * n / rows_points,
+            ]
+        )
         ref = tfkv(CategoricalScore(list(targets)), images, normalize_map=False)
         ours = sal.explain(images, targets)
-        print(f"saliency agreement with tf-keras-vis ({title}): min r = "
-              f"{_min_r(ours, ref):.5f}")
-    print_table(f"\nGradient methods, {title}: median seconds; 'x floor' per gradient "
-                "evaluation (time / forward pass of as many images)",
-                ["method", "seconds", "x floor"], rows)
+        print(f"saliency agreement with tf-keras-vis ({title}): min r = {_min_r(ours, ref):.5f}")
+    print_table(
+        f"\nGradient methods, {title}: median seconds; 'x floor' per gradient "
+        "evaluation (time / forward pass of as many images)",
+        ["method", "seconds", "x floor"],
+        rows,
+    )
 
 
 def main():
@@ -190,9 +222,11 @@ def main():
     warnings.filterwarnings("ignore", message="The structure of `inputs`")
 
     peers = {}
-    for label, module, stubs in [("tf-keras-vis", "tf_keras_vis.gradcam", ()),
-                                 ("tf-explain", "tf_explain.core.grad_cam", ()),
-                                 ("xplique", "xplique.attributions", XPLIQUE_STUBS)]:
+    for label, module, stubs in [
+        ("tf-keras-vis", "tf_keras_vis.gradcam", ()),
+        ("tf-explain", "tf_explain.core.grad_cam", ()),
+        ("xplique", "xplique.attributions", XPLIQUE_STUBS),
+    ]:
         mod, why = import_peer(module, stubs=stubs)
         if mod is None:
             print(f"{label} not compared: {why}")
@@ -211,14 +245,25 @@ def main():
         model = models.load(name)
         make = datasets.shapes if name == "shapes_cnn" else datasets.snow
         imgs, labels, _ = make(32, seed=5)
-        agree += gradcam_rows(f"{name} 64x64, batch 32", model, imgs,
-                              labels.astype(np.int32), None, repeats, peers)
+        agree += gradcam_rows(
+            f"{name} 64x64, batch 32", model, imgs, labels.astype(np.int32), None, repeats, peers
+        )
     gradient_rows(f"MobileNetV2 {size}x{size}", net, images, targets, 8, repeats, peers)
     imgs, labels, _ = datasets.shapes(32, seed=5)
-    gradient_rows("shapes_cnn 64x64", models.load("shapes_cnn"), imgs, labels.astype(np.int32),
-                  16, repeats, peers)
-    print_table("\nAgreement of Grad-CAM maps (minimum over images of Pearson r)",
-                ["setting", "pair", "min r"], agree)
+    gradient_rows(
+        "shapes_cnn 64x64",
+        models.load("shapes_cnn"),
+        imgs,
+        labels.astype(np.int32),
+        16,
+        repeats,
+        peers,
+    )
+    print_table(
+        "\nAgreement of Grad-CAM maps (minimum over images of Pearson r)",
+        ["setting", "pair", "min r"],
+        agree,
+    )
 
 
 if __name__ == "__main__":

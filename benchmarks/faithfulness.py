@@ -97,23 +97,40 @@ def main() -> None:
     entries = []
     for name, cls, kwargs in found:
         explainer = cls(model, **kwargs)
-        entries.append((name, lambda x, t, e=explainer: e.explain(x, t),
-                        lambda m, x, t, c=cls, k=kwargs: c(m, **k).explain(x, t)))
-    entries.append(("random map", lambda x, t: metrics.random_map(x, seed=0),
-                    lambda m, x, t: metrics.random_map(x, seed=0)))
-    entries.append(("edge map", lambda x, t: metrics.edge_map(x),
-                    lambda m, x, t: metrics.edge_map(x)))
+        entries.append(
+            (
+                name,
+                lambda x, t, e=explainer: e.explain(x, t),
+                lambda m, x, t, c=cls, k=kwargs: c(m, **k).explain(x, t),
+            )
+        )
+    entries.append(
+        (
+            "random map",
+            lambda x, t: metrics.random_map(x, seed=0),
+            lambda m, x, t: metrics.random_map(x, seed=0),
+        )
+    )
+    entries.append(
+        ("edge map", lambda x, t: metrics.edge_map(x), lambda m, x, t: metrics.edge_map(x))
+    )
 
-    print(f"shapes_cnn, {args.images} images of kerasviz.datasets.shapes(seed=12345), true "
-          f"classes; deletion fill {faith.deletion_fill!r} (sigma 4 px), insertion canvas "
-          f"{faith.insertion_canvas!r} (sigma 4 px), {args.steps} steps; randomisation on "
-          f"{args.sanity_images} images, all layers with weights randomised top-down.")
+    print(
+        f"shapes_cnn, {args.images} images of kerasviz.datasets.shapes(seed=12345), true "
+        f"classes; deletion fill {faith.deletion_fill!r} (sigma 4 px), insertion canvas "
+        f"{faith.insertion_canvas!r} (sigma 4 px), {args.steps} steps; randomisation on "
+        f"{args.sanity_images} images, all layers with weights randomised top-down."
+    )
     mask_share = float(masks.mean())
-    print(f"Object masks cover {mask_share:.3f} of the pixels (the energy a random map puts "
-          "in them).\n")
-    header = ("| method | deletion AUC ↓ | deletion AUC, black fill | insertion AUC ↑ "
-              "| pointing game ↑ | energy in mask ↑ | top-k IoU ↑ "
-              "| randomisation \\|ρ\\| ↓ | sanity (\\|ρ\\| < 0.5) | s / image |")
+    print(
+        f"Object masks cover {mask_share:.3f} of the pixels (the energy a random map puts "
+        "in them).\n"
+    )
+    header = (
+        "| method | deletion AUC ↓ | deletion AUC, black fill | insertion AUC ↑ "
+        "| pointing game ↑ | energy in mask ↑ | top-k IoU ↑ "
+        "| randomisation \\|ρ\\| ↓ | sanity (\\|ρ\\| < 0.5) | s / image |"
+    )
     print(header)
     print("|" + " --- |" * 10)
     wall = time.perf_counter()
@@ -129,14 +146,19 @@ def main() -> None:
         iou = metrics.top_k_iou(maps, masks).mean()
         check = metrics.randomization_check(model, explain_on, sanity_x, sanity_t, seed=0)
         rows[name] = (d, -i, -pg, -en, -iou, check.final_correlation)  # lower is better
-        print(f"| {name} | {d:.3f} | {d0:.3f} | {i:.3f} | {pg:.3f} | {en:.3f} | {iou:.3f} | "
-              f"{check.final_correlation:.3f} | {'pass' if check.passed else 'FAIL'} | "
-              f"{seconds:.4f} |", flush=True)
+        print(
+            f"| {name} | {d:.3f} | {d0:.3f} | {i:.3f} | {pg:.3f} | {en:.3f} | {iou:.3f} | "
+            f"{check.final_correlation:.3f} | {'pass' if check.passed else 'FAIL'} | "
+            f"{seconds:.4f} |",
+            flush=True,
+        )
     for name in ("Occlusion", "GradCAM"):
         if name in rows:
             beats = all(m < r for m, r in zip(rows[name], rows["random map"], strict=True))
-            print(f"{name} beats the random map on every metric (black-fill column aside): "
-                  f"{'yes' if beats else 'NO'}")
+            print(
+                f"{name} beats the random map on every metric (black-fill column aside): "
+                f"{'yes' if beats else 'NO'}"
+            )
     print(f"\nMissing methods: {', '.join(missing) if missing else 'none'}")
     print(f"Total {time.perf_counter() - wall:.0f} s")
 

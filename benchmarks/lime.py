@@ -85,9 +85,16 @@ def run_lime_package(lime_image, model_fn, image, seg, target, samples, seed=0):
     explainer.base.explain_instance_with_data = timed_fit
     c0 = time.process_time()
     t0 = time.perf_counter()
-    exp = explainer.explain_instance(image.astype(np.float64), classifier_fn, labels=(target,),
-                                     top_labels=None, hide_color=None, num_samples=samples,
-                                     batch_size=BATCH, segmentation_fn=lambda _img: seg)
+    exp = explainer.explain_instance(
+        image.astype(np.float64),
+        classifier_fn,
+        labels=(target,),
+        top_labels=None,
+        hide_color=None,
+        num_samples=samples,
+        batch_size=BATCH,
+        segmentation_fn=lambda _img: seg,
+    )
     total = time.perf_counter() - t0
     spent["cpu"] = time.process_time() - c0
     weights = np.zeros(int(seg.max()) + 1)
@@ -106,8 +113,9 @@ def lime_rows(samples: int, count: int, seed: int = 0) -> np.ndarray:
     return rows.astype(np.uint8)
 
 
-def bench_case(title, model, images, samples_list, rows, repeats=2, independent=True,
-               output="logit"):
+def bench_case(
+    title, model, images, samples_list, rows, repeats=2, independent=True, output="logit"
+):
     import tensorflow as tf
 
     from kerasviz import _compute, inspect
@@ -124,12 +132,15 @@ def bench_case(title, model, images, samples_list, rows, repeats=2, independent=
     except ImportError as err:
         print(f"lime not importable ({err}): lime rows left out")
         lime_image = None
-    forward = _compute.compiled_forward(inspect.logits_model(model) if output == "logit"
-                                        else model)
+    forward = _compute.compiled_forward(inspect.logits_model(model) if output == "logit" else model)
 
     def model_fn(batch):  # lime's classifier_fn: compiled forward, one trace per batch shape
-        return np.concatenate([forward(tf.constant(batch[s:e])).numpy()
-                               for s, e in _compute.padded_chunks(len(batch), BATCH)])
+        return np.concatenate(
+            [
+                forward(tf.constant(batch[s:e])).numpy()
+                for s, e in _compute.padded_chunks(len(batch), BATCH)
+            ]
+        )
 
     targets = np.argmax(model_fn(images), axis=-1).astype(np.int32)
     t0 = time.perf_counter()
@@ -138,7 +149,8 @@ def bench_case(title, model, images, samples_list, rows, repeats=2, independent=
     counts = segs.reshape(len(images), -1).max(axis=1) + 1
     # warm-up: trace our step and the forward at the batch sizes used below
     Lime(model, num_samples=BATCH + 1, batch_size=BATCH, output=output).explain(
-        images[:1], targets[:1], segments=segs[:1])
+        images[:1], targets[:1], segments=segs[:1]
+    )
     model_fn(np.repeat(images[:1], BATCH + 1, axis=0))
     for samples in samples_list:
         ours = LimeRows(model, num_samples=samples, batch_size=BATCH, output=output)
@@ -147,19 +159,20 @@ def bench_case(title, model, images, samples_list, rows, repeats=2, independent=
         limit_model, j_same, j_indep, j_self, j_lime = 0.0, [], [], [], []
         cpu = {"ours": 0.0, "limit": 0.0, "lime": 0.0}
         for i in range(len(images)):
-            one, seg1, tgt = images[i:i + 1], segs[i:i + 1], targets[i:i + 1]
+            one, seg1, tgt = images[i : i + 1], segs[i : i + 1], targets[i : i + 1]
             # the limit: the same perturbed images, built beforehand, through the bare forward
             fill = ours.fills(one, seg1)[0]
             on = lime_rows(samples, int(counts[i]))[:, segs[i]][..., None]  # (samples, H, W, 1)
-            chunks = [tf.constant(fill + on[s:e].astype(np.float32) * (images[i] - fill))
-                      for s, e in _compute.padded_chunks(samples, BATCH)]
+            chunks = [
+                tf.constant(fill + on[s:e].astype(np.float32) * (images[i] - fill))
+                for s, e in _compute.padded_chunks(samples, BATCH)
+            ]
             best_ours, best_limit, cpu_ours, cpu_limit = None, np.inf, np.inf, np.inf
             for _ in range(repeats):  # interleaved, best of `repeats`: the machine is shared
                 c0 = time.process_time()
                 res = ours.explain_full(one, tgt, segments=seg1)
                 cpu_ours = min(cpu_ours, time.process_time() - c0)
-                if best_ours is None or sum(res.timings.values()) < sum(
-                        best_ours.timings.values()):
+                if best_ours is None or sum(res.timings.values()) < sum(best_ours.timings.values()):
                     best_ours = res
                 c0 = time.process_time()
                 t0 = time.perf_counter()
@@ -175,21 +188,26 @@ def bench_case(title, model, images, samples_list, rows, repeats=2, independent=
                 split[k] += res.timings[k]
             limit_model += best_limit
             if independent:
-                own, other = (Lime(model, num_samples=samples, batch_size=BATCH, seed=seed,
-                                   output=output).explain_full(one, tgt, segments=seg1)
-                              for seed in (0, 1))
+                own, other = (
+                    Lime(
+                        model, num_samples=samples, batch_size=BATCH, seed=seed, output=output
+                    ).explain_full(one, tgt, segments=seg1)
+                    for seed in (0, 1)
+                )
                 j_self.append(jaccard(top5(own.weights[0]), top5(other.weights[0])))
             if lime_image is not None:
-                w, spent = run_lime_package(lime_image, model_fn, images[i], segs[i],
-                                            int(targets[i]), samples)
+                w, spent = run_lime_package(
+                    lime_image, model_fn, images[i], segs[i], int(targets[i]), samples
+                )
                 for k in theirs_split:
                     theirs_split[k] += spent[k]
                 cpu["lime"] += spent["cpu"]
                 j_same.append(jaccard(top5(res.weights[0]), top5(w)))
                 if independent:
                     j_indep.append(jaccard(top5(own.weights[0]), top5(w)))
-                    w1, _ = run_lime_package(lime_image, model_fn, images[i], segs[i],
-                                             int(targets[i]), samples, seed=1)
+                    w1, _ = run_lime_package(
+                        lime_image, model_fn, images[i], segs[i], int(targets[i]), samples, seed=1
+                    )
                     j_lime.append(jaccard(top5(w), top5(w1)))
 
         def mean(x):
@@ -200,19 +218,53 @@ def bench_case(title, model, images, samples_list, rows, repeats=2, independent=
         limit = seg_time + limit_model / n
         cpu_limit = seg_time + cpu["limit"] / n  # segmentation is one thread: wall = cpu
         cpu_ours = seg_time + cpu["ours"] / n
-        rows.append([title, samples, "ours", seg_time, split["sampling"] / n,
-                     split["model"] / n, split["fit"] / n, ours_total, limit,
-                     ours_total / limit, cpu_ours / cpu_limit, "-", "-", mean(j_self), "-", "-"])
+        rows.append(
+            [
+                title,
+                samples,
+                "ours",
+                seg_time,
+                split["sampling"] / n,
+                split["model"] / n,
+                split["fit"] / n,
+                ours_total,
+                limit,
+                ours_total / limit,
+                cpu_ours / cpu_limit,
+                "-",
+                "-",
+                mean(j_self),
+                "-",
+                "-",
+            ]
+        )
         if lime_image is not None:
             lime_total = seg_time + sum(theirs_split.values()) / n
             cpu_lime = seg_time + cpu["lime"] / n
-            rows.append([title, samples, "lime", seg_time, theirs_split["sample"] / n,
-                         theirs_split["model"] / n, theirs_split["fit"] / n, lime_total, limit,
-                         lime_total / limit, cpu_lime / cpu_limit, mean(j_same),
-                         mean(j_indep), "-", mean(j_lime),
-                         f"{lime_total / ours_total:.2f}x / {cpu_lime / cpu_ours:.2f}x"])
-        print(f"  {title} {samples} samples: {int(np.mean(counts))} superpixels on average",
-              flush=True)
+            rows.append(
+                [
+                    title,
+                    samples,
+                    "lime",
+                    seg_time,
+                    theirs_split["sample"] / n,
+                    theirs_split["model"] / n,
+                    theirs_split["fit"] / n,
+                    lime_total,
+                    limit,
+                    lime_total / limit,
+                    cpu_lime / cpu_limit,
+                    mean(j_same),
+                    mean(j_indep),
+                    "-",
+                    mean(j_lime),
+                    f"{lime_total / ours_total:.2f}x / {cpu_lime / cpu_ours:.2f}x",
+                ]
+            )
+        print(
+            f"  {title} {samples} samples: {int(np.mean(counts))} superpixels on average",
+            flush=True,
+        )
 
 
 def bench_batching(model, images, samples, rows):
@@ -229,18 +281,26 @@ def bench_batching(model, images, samples, rows):
     t0 = time.perf_counter()
     alone = np.stack([lime.explain(images[i], segments=segs[i]) for i in range(n)])
     t_alone = (time.perf_counter() - t0) / n
-    rows.append([n, samples, t_batch, t_alone, t_batch / t_alone,
-                 float(np.abs(together - alone).max())])
+    rows.append(
+        [n, samples, t_batch, t_alone, t_batch / t_alone, float(np.abs(together - alone).max())]
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: fewer of everything")
-    parser.add_argument("--full", action="store_true",
-                        help="MobileNetV2 at 1000 samples too, and its independent agreement")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="MobileNetV2 at 1000 samples too, and its independent agreement",
+    )
     parser.add_argument("--skip-mobilenet", action="store_true")
-    parser.add_argument("--output", choices=("logit", "probability"), default="logit",
-                        help="the score both explain (default: the logit)")
+    parser.add_argument(
+        "--output",
+        choices=("logit", "probability"),
+        default="logit",
+        help="the score both explain (default: the logit)",
+    )
     parser.add_argument("--images", type=int, default=6, help="shapes images (default 6)")
     args = parser.parse_args(argv)
 
@@ -249,26 +309,58 @@ def main(argv=None):
     rows: list[list] = []
     shapes = models.load("shapes_cnn")
     small = sample_images(2 if args.quick else args.images, 64, seed=3)
-    bench_case("shapes_cnn 64px", shapes, small, [500] if args.quick else [500, 1000], rows,
-               output=args.output)
+    bench_case(
+        "shapes_cnn 64px",
+        shapes,
+        small,
+        [500] if args.quick else [500, 1000],
+        rows,
+        output=args.output,
+    )
     if not args.skip_mobilenet:
         big = mobilenetv2(224)
         images = sample_images(2 if args.full else 1, 224, (-1.0, 1.0), seed=5)
         samples = [200] if args.quick else [500, 1000] if args.full else [500]
-        bench_case("MobileNetV2 224px", big, images, samples, rows, repeats=1,
-                   independent=args.full, output=args.output)
+        bench_case(
+            "MobileNetV2 224px",
+            big,
+            images,
+            samples,
+            rows,
+            repeats=1,
+            independent=args.full,
+            output=args.output,
+        )
     print_table(
         f"LIME of the {args.output}, seconds per image (ours and limit: best of 2 interleaved "
         "runs on the small model, 1 on MobileNetV2; lime: 1 run; segmentation shared)",
-        ["model", "samples", "who", "seg", "sample", "model", "fit", "total", "limit",
-         "x limit", "cpu x limit", "J same", "J indep", "J self", "J lime",
-         "lime/ours wall / cpu"],
+        [
+            "model",
+            "samples",
+            "who",
+            "seg",
+            "sample",
+            "model",
+            "fit",
+            "total",
+            "limit",
+            "x limit",
+            "cpu x limit",
+            "J same",
+            "J indep",
+            "J self",
+            "J lime",
+            "lime/ours wall / cpu",
+        ],
         rows,
     )
     batch_rows: list[list] = []
     bench_batching(shapes, sample_images(4, 64, seed=7), 300 if args.quick else 500, batch_rows)
-    print_table("Several images per call vs one at a time (ours, shapes_cnn, s per image)",
-                ["images", "samples", "together", "alone", "ratio", "max |diff|"], batch_rows)
+    print_table(
+        "Several images per call vs one at a time (ours, shapes_cnn, s per image)",
+        ["images", "samples", "together", "alone", "ratio", "max |diff|"],
+        batch_rows,
+    )
 
 
 if __name__ == "__main__":

@@ -101,17 +101,23 @@ def make_images(folder: Path, n: int) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
         Image.fromarray(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)).save(
-            folder / f"img{i:05d}.png")
+            folder / f"img{i:05d}.png"
+        )
 
 
 def run_child(workload: str, way: str, n: int, folder: Path, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", CHILD, workload, way, str(n), str(folder),
-                           str(out)], capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, workload, way, str(n), str(folder), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(done.stderr[-2000:])
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main() -> None:
@@ -124,20 +130,32 @@ def main() -> None:
         folder = Path(tmp) / "images"
         t0 = time.perf_counter()
         make_images(folder, max(sizes))
-        print(f"{max(sizes)} PNG files of {SIZE}x{SIZE} written in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"{max(sizes)} PNG files of {SIZE}x{SIZE} written in {time.perf_counter() - t0:.1f} s"
+        )
         rows = []
         for workload in ("job", "features"):
             for way in ("ours", "naive"):
                 for n in sizes:
                     r = run_child(workload, way, n, folder, Path(tmp) / f"{workload}-{way}-{n}")
-                    rows.append((workload, way, f"{n}", f"{r['base']:.0f}", f"{r['peak']:.0f}",
-                                 f"{r['peak'] - r['base']:.0f}", f"{r['seconds']:.1f}",
-                                 f"{n / r['seconds']:.0f}"))
+                    rows.append(
+                        (
+                            workload,
+                            way,
+                            f"{n}",
+                            f"{r['base']:.0f}",
+                            f"{r['peak']:.0f}",
+                            f"{r['peak'] - r['base']:.0f}",
+                            f"{r['seconds']:.1f}",
+                            f"{n / r['seconds']:.0f}",
+                        )
+                    )
                     print(*rows[-1], flush=True)
-    print_table("Peak resident memory vs number of images (digits_cnn, 32x32, batch 64)",
-                ("workload", "way", "N", "base MB", "peak MB", "growth MB", "seconds",
-                 "images/s"), rows)
+    print_table(
+        "Peak resident memory vs number of images (digits_cnn, 32x32, batch 64)",
+        ("workload", "way", "N", "base MB", "peak MB", "growth MB", "seconds", "images/s"),
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def occluded_stack(images, patch, stride, fill):
     for _ in range(n):
         for t in tops:
             for left in lefts:
-                out[k, t:t + patch, left:left + patch] = fill
+                out[k, t : t + patch, left : left + patch] = fill
                 k += 1
     return out
 
@@ -97,7 +97,7 @@ def naive_grid(model, image, target, patch, stride, fill, rows=None):
     for i, t in enumerate(tops):
         for j, left in enumerate(lefts):
             x = image.copy()
-            x[t:t + patch, left:left + patch] = fill
+            x[t : t + patch, left : left + patch] = fill
             grid[i, j] = base - float(np.asarray(model(x[None], training=False))[0, target])
     return grid
 
@@ -109,8 +109,20 @@ def coverage_count(h, w, patch, stride):
     return coverage(h, tops, patch).sum(1)[:, None] * coverage(w, lefts, patch).sum(1)[None, :]
 
 
-def bench(title, model, images, targets, patch, stride, fill, batch_size, repeats, peers,
-          naive_rows=None, multi=0):
+def bench(
+    title,
+    model,
+    images,
+    targets,
+    patch,
+    stride,
+    fill,
+    batch_size,
+    repeats,
+    peers,
+    naive_rows=None,
+    multi=0,
+):
     """Time every row of one setting in turns (`interleaved_times`); return agreement rows.
 
     ``naive_rows``: run the naive loop on that many patch rows only (all when ``None``) and
@@ -124,40 +136,77 @@ def bench(title, model, images, targets, patch, stride, fill, batch_size, repeat
     one, one_target = images[:1], targets[:1]
     occ = Occlusion(model, patch=patch, stride=stride, fill=fill, batch_size=batch_size)
     out = {}
-    fns = {"limit1": limit_forward(model, occluded_stack(one, patch, stride, fill), batch_size),
-           "ours1": lambda: out.__setitem__("ours", occ.explain_full(one, one_target))}
+    fns = {
+        "limit1": limit_forward(model, occluded_stack(one, patch, stride, fill), batch_size),
+        "ours1": lambda: out.__setitem__("ours", occ.explain_full(one, one_target)),
+    }
     if multi:
         batch, batch_targets = images[:multi], targets[:multi]
-        fns["limitN"] = limit_forward(model, occluded_stack(batch, patch, stride, fill),
-                                      batch_size)
+        fns["limitN"] = limit_forward(model, occluded_stack(batch, patch, stride, fill), batch_size)
         fns["oursN"] = lambda: occ.explain(batch, batch_targets)
     if "xplique" in peers:
-        xp_occ = peers["xplique"].Occlusion(model, batch_size=batch_size, patch_size=patch,
-                                            patch_stride=stride, occlusion_value=float(fill))
+        xp_occ = peers["xplique"].Occlusion(
+            model,
+            batch_size=batch_size,
+            patch_size=patch,
+            patch_stride=stride,
+            occlusion_value=float(fill),
+        )
         onehot = np.eye(occ.num_classes, dtype=np.float32)[one_target]
-        fns["xplique"] = lambda: out.__setitem__("xplique",
-                                                 np.asarray(xp_occ.explain(one, onehot)))
+        fns["xplique"] = lambda: out.__setitem__("xplique", np.asarray(xp_occ.explain(one, onehot)))
     if "tf-explain" in peers and patch == stride:
         tfe = peers["tf-explain"].OcclusionSensitivity(batch_size=batch_size)
         fns["tf-explain"] = lambda: out.__setitem__(
-            "tf-explain", tfe.get_sensitivity_map(model, one[0], int(one_target[0]), patch))
+            "tf-explain", tfe.get_sensitivity_map(model, one[0], int(one_target[0]), patch)
+        )
     t = interleaved_times(fns, repeats)
     lim = t["limit1"]
-    rows = [["limit (compiled forward)", 1, count, lim, lim, 1.0],
-            ["kerasviz Occlusion", 1, count + 1, t["ours1"], t["ours1"], t["ours1"] / lim]]
+    rows = [
+        ["limit (compiled forward)", 1, count, lim, lim, 1.0],
+        ["kerasviz Occlusion", 1, count + 1, t["ours1"], t["ours1"], t["ours1"] / lim],
+    ]
     if multi:
-        rows += [["limit (compiled forward)", multi, multi * count, t["limitN"],
-                  t["limitN"] / multi, 1.0],
-                 ["kerasviz Occlusion", multi, multi * (count + 1), t["oursN"],
-                  t["oursN"] / multi, t["oursN"] / t["limitN"]],
-                 [f"  per image: {multi} per call / 1 per call", "", "", "",
-                  (t["oursN"] / multi) / t["ours1"], ""]]
+        rows += [
+            [
+                "limit (compiled forward)",
+                multi,
+                multi * count,
+                t["limitN"],
+                t["limitN"] / multi,
+                1.0,
+            ],
+            [
+                "kerasviz Occlusion",
+                multi,
+                multi * (count + 1),
+                t["oursN"],
+                t["oursN"] / multi,
+                t["oursN"] / t["limitN"],
+            ],
+            [
+                f"  per image: {multi} per call / 1 per call",
+                "",
+                "",
+                "",
+                (t["oursN"] / multi) / t["ours1"],
+                "",
+            ],
+        ]
     if "xplique" in t:
-        rows.append(["Xplique Occlusion", 1, count + 1, t["xplique"], t["xplique"],
-                     t["xplique"] / lim])
+        rows.append(
+            ["Xplique Occlusion", 1, count + 1, t["xplique"], t["xplique"], t["xplique"] / lim]
+        )
     if "tf-explain" in t:
-        rows.append(["tf-explain OcclusionSensitivity", 1, count, t["tf-explain"],
-                     t["tf-explain"], t["tf-explain"] / lim])
+        rows.append(
+            [
+                "tf-explain OcclusionSensitivity",
+                1,
+                count,
+                t["tf-explain"],
+                t["tf-explain"],
+                t["tf-explain"] / lim,
+            ]
+        )
     ours_maps, ours_grid = out["ours"].explanations, out["ours"].grid
     agree = []
     if naive_rows != 0:
@@ -166,8 +215,9 @@ def bench(title, model, images, targets, patch, stride, fill, batch_size, repeat
 
         def run_naive():
             nonlocal grid_naive
-            grid_naive = naive_grid(model, one[0], int(one_target[0]), patch, stride, fill,
-                                    rows=part)
+            grid_naive = naive_grid(
+                model, one[0], int(one_target[0]), patch, stride, fill, rows=part
+            )
 
         t_naive = median_time(run_naive, 1, warmup=0)
         done = part * len(lefts) + 1
@@ -176,20 +226,39 @@ def bench(title, model, images, targets, patch, stride, fill, batch_size, repeat
         if part < len(tops):
             label += f" *timed on {done} passes, scaled"
         rows.append([label, 1, count + 1, t_naive, t_naive, t_naive / lim])
-        agree.append([title, f"kerasviz vs naive loop (grid, {part} of {len(tops)} rows)",
-                      correlation(ours_grid[0, :part], grid_naive),
-                      float(np.abs(ours_grid[0, :part] - grid_naive).max())])
+        agree.append(
+            [
+                title,
+                f"kerasviz vs naive loop (grid, {part} of {len(tops)} rows)",
+                correlation(ours_grid[0, :part], grid_naive),
+                float(np.abs(ours_grid[0, :part] - grid_naive).max()),
+            ]
+        )
     if "xplique" in out:
         aligned = out["xplique"].reshape(h, w) / coverage_count(h, w, patch, stride)
-        agree.append([title, "kerasviz vs Xplique (map, sum / coverage)",
-                      correlation(ours_maps[0], aligned),
-                      float(np.abs(ours_maps[0] - aligned).max())])
+        agree.append(
+            [
+                title,
+                "kerasviz vs Xplique (map, sum / coverage)",
+                correlation(ours_maps[0], aligned),
+                float(np.abs(ours_maps[0] - aligned).max()),
+            ]
+        )
     if "tf-explain" in out:
         centres = out["tf-explain"][np.ix_(tops + patch // 2, lefts + patch // 2)]  # 1 - score
-        agree.append([title, "kerasviz vs tf-explain (grid, 1 - score at centres)",
-                      correlation(ours_grid[0], centres), float("nan")])
-    print_table(f"\n{title}", ["method", "images", "forward passes", "median s", "s / image",
-                               "x limit"], rows)
+        agree.append(
+            [
+                title,
+                "kerasviz vs tf-explain (grid, 1 - score at centres)",
+                correlation(ours_grid[0], centres),
+                float("nan"),
+            ]
+        )
+    print_table(
+        f"\n{title}",
+        ["method", "images", "forward passes", "median s", "s / image", "x limit"],
+        rows,
+    )
     return agree
 
 
@@ -209,8 +278,12 @@ def memory_probe(batch_size):
 def memory_table(batch_sizes):
     rows = []
     for bs in batch_sizes:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-probe",
-                              str(bs)], capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--memory-probe", str(bs)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
         if not lines:
             rows.append([bs, "failed: " + out.stderr.strip().splitlines()[-1][:80], "", ""])
@@ -219,10 +292,13 @@ def memory_table(batch_sizes):
         batch_mb = bs * 224 * 224 * 3 * 4 / 2**20
         rows.append([bs, probe["before"] / 2**20, probe["peak"] / 2**20, batch_mb])
     stack = 169 * 224 * 224 * 3 * 4 / 2**20
-    print_table(f"\nPeak memory of kerasviz Occlusion (MobileNetV2 224, 1 image, 169 positions; "
-                f"process RSS in a fresh process before and during the first call, tracing "
-                f"included; a pre-built stack of all copies alone would be {stack:.0f} MB)",
-                ["batch_size", "RSS before MB", "peak RSS MB", "one input batch MB"], rows)
+    print_table(
+        f"\nPeak memory of kerasviz Occlusion (MobileNetV2 224, 1 image, 169 positions; "
+        f"process RSS in a fresh process before and during the first call, tracing "
+        f"included; a pre-built stack of all copies alone would be {stack:.0f} MB)",
+        ["batch_size", "RSS before MB", "peak RSS MB", "one input batch MB"],
+        rows,
+    )
 
 
 def main():
@@ -230,10 +306,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--quick", action="store_true",
-                        help="shapes_cnn only, no memory probes (a smoke run, seconds)")
-    parser.add_argument("--settings", default="mobilenet,tf-explain,shapes,memory",
-                        help="comma-separated subset of: mobilenet, tf-explain, shapes, memory")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shapes_cnn only, no memory probes (a smoke run, seconds)",
+    )
+    parser.add_argument(
+        "--settings",
+        default="mobilenet,tf-explain,shapes,memory",
+        help="comma-separated subset of: mobilenet, tf-explain, shapes, memory",
+    )
     args = parser.parse_args()
     if args.memory_probe is not None:
         memory_probe(args.memory_probe)
@@ -261,23 +343,46 @@ def main():
         images = sample_images(2, 224, (-1.0, 1.0), seed=7)
         targets = np.argmax(np.asarray(net(images, training=False)), axis=-1).astype(np.int32)
     if "mobilenet" in settings:
-        agree += bench("MobileNetV2 224x224, patch 32 stride 16, fill 0 (grey), batch 32", net,
-                       images, targets, 32, 16, 0.0, 32, args.repeats,
-                       {k: v for k, v in peers.items() if k == "xplique"}, naive_rows=2, multi=2)
+        agree += bench(
+            "MobileNetV2 224x224, patch 32 stride 16, fill 0 (grey), batch 32",
+            net,
+            images,
+            targets,
+            32,
+            16,
+            0.0,
+            32,
+            args.repeats,
+            {k: v for k, v in peers.items() if k == "xplique"},
+            naive_rows=2,
+            multi=2,
+        )
     if "tf-explain" in settings:
         # tf-explain takes [0, 255] images and greys patches with 127.5; a rescaling input
         # layer gives every implementation the same model and the same grey (0 in MobileNetV2).
         inputs = keras.Input((224, 224, 3))
-        wrapped = keras.Model(inputs,
-                              net(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)))
-        agree += bench("MobileNetV2 224x224 on [0, 255] inputs, patch 32 stride 32, fill 127.5",
-                       wrapped, (images + 1.0) * 127.5, targets, 32, 32, 127.5, 32,
-                       args.repeats, peers, naive_rows=0)
+        wrapped = keras.Model(inputs, net(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)))
+        agree += bench(
+            "MobileNetV2 224x224 on [0, 255] inputs, patch 32 stride 32, fill 127.5",
+            wrapped,
+            (images + 1.0) * 127.5,
+            targets,
+            32,
+            32,
+            127.5,
+            32,
+            args.repeats,
+            peers,
+            naive_rows=0,
+        )
     if "shapes" in settings:
         shapes_setting(args, peers, agree)
     if agree:
-        print_table("\nAgreement of maps once conventions are aligned",
-                    ["setting", "pair", "correlation", "max abs diff"], agree)
+        print_table(
+            "\nAgreement of maps once conventions are aligned",
+            ["setting", "pair", "correlation", "max abs diff"],
+            agree,
+        )
     if "memory" in settings and not args.skip_memory:
         memory_table([16, 64])
 
@@ -287,9 +392,20 @@ def shapes_setting(args, peers, agree):
 
     shapes_model = models.load("shapes_cnn")
     shape_images, shape_labels, _ = datasets.shapes(16, seed=12345)
-    agree += bench("shapes_cnn 64x64, patch 8 stride 4, fill 0.5, batch 64", shapes_model,
-                   shape_images, shape_labels.astype(np.int32), 8, 4, 0.5, 64, 3 * args.repeats,
-                   peers, naive_rows=None, multi=16)
+    agree += bench(
+        "shapes_cnn 64x64, patch 8 stride 4, fill 0.5, batch 64",
+        shapes_model,
+        shape_images,
+        shape_labels.astype(np.int32),
+        8,
+        4,
+        0.5,
+        64,
+        3 * args.repeats,
+        peers,
+        naive_rows=None,
+        multi=16,
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     extractor = embedding.FeatureExtractor(model, batch_size=128)
     vectors = extractor.extract(images)
-    print(f"features: {vectors.shape} at layer {extractor.layer!r} "
-          f"({time.perf_counter() - start:.1f} s)")
+    print(
+        f"features: {vectors.shape} at layer {extractor.layer!r} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
 
     # Neighbours: how often do the k nearest digits in feature space share the query's label?
     idx, dist = embedding.nearest(vectors, np.arange(len(labels)), k=args.k)
@@ -56,14 +58,23 @@ def main(argv=None) -> int:
     pixels = images.reshape(len(images), -1)
     idx_px, _ = embedding.nearest(pixels, np.arange(len(labels)), k=args.k)
     agreement_px = float((labels[idx_px] == labels[:, None]).mean())
-    print(f"{args.k}-NN label agreement: {agreement:.3f} euclidean, {agreement_cos:.3f} cosine "
-          f"(raw pixels: {agreement_px:.3f})")
+    print(
+        f"{args.k}-NN label agreement: {agreement:.3f} euclidean, {agreement_cos:.3f} cosine "
+        f"(raw pixels: {agreement_px:.3f})"
+    )
 
     rng = np.random.default_rng(0)
-    queries = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == d), 1)
-                                      for d in range(10)]))
-    fig = plot.neighbor_strips(images[queries], images[idx[queries]], dist[queries],
-                               labels[queries], labels[idx[queries]], class_names)
+    queries = np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(labels == d), 1) for d in range(10)])
+    )
+    fig = plot.neighbor_strips(
+        images[queries],
+        images[idx[queries]],
+        dist[queries],
+        labels[queries],
+        labels[idx[queries]],
+        class_names,
+    )
     print("wrote", plot.save(fig, out / "neighbors.png"))
 
     # Clusters: KMeans(10) on the feature vectors, scored against the labels.
@@ -75,26 +86,39 @@ def main(argv=None) -> int:
     print("wrote", plot.save(fig, out / "clusters.png"))
 
     # A 2-D map.
-    subset = np.arange(len(labels)) if not args.quick else np.sort(
-        rng.choice(len(labels), 400, replace=False))
+    subset = (
+        np.arange(len(labels))
+        if not args.quick
+        else np.sort(rng.choice(len(labels), 400, replace=False))
+    )
     start = time.perf_counter()
-    points = embedding.project(vectors[subset], "tsne", seed=0,
-                               max_iter=500 if args.quick else 1000)
-    fig = plot.embedding_map(points, labels[subset], images[subset], thumbnails=60,
-                             class_names=class_names,
-                             title=f"t-SNE of digits_cnn {extractor.layer} features "
-                                   f"({len(subset)} digits)")
+    points = embedding.project(
+        vectors[subset], "tsne", seed=0, max_iter=500 if args.quick else 1000
+    )
+    fig = plot.embedding_map(
+        points,
+        labels[subset],
+        images[subset],
+        thumbnails=60,
+        class_names=class_names,
+        title=f"t-SNE of digits_cnn {extractor.layer} features ({len(subset)} digits)",
+    )
     print(f"wrote {plot.save(fig, out / 'tsne.png')} (t-SNE {time.perf_counter() - start:.1f} s)")
 
     # The TensorBoard projector.
     names = [class_names[i] for i in labels] if class_names else labels
     logdir = embedding.export_projector(
-        out / "projector", vectors,
+        out / "projector",
+        vectors,
         labels={"digit": names, "kmeans_cluster": clusters, "index": np.arange(len(labels))},
-        images=images, overwrite=True)
-    print(f"wrote {logdir}; open it with:\n"
-          f"    tensorboard --logdir {logdir.resolve()} --host 127.0.0.1\n"
-          "then open the printed address and choose \"Projector\" in the menu.")
+        images=images,
+        overwrite=True,
+    )
+    print(
+        f"wrote {logdir}; open it with:\n"
+        f"    tensorboard --logdir {logdir.resolve()} --host 127.0.0.1\n"
+        'then open the printed address and choose "Projector" in the menu.'
+    )
     return 0
 
 

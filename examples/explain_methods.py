@@ -68,11 +68,9 @@ def explain_model(name: str, n: int, quick: bool, out: Path) -> Path:
         maps[method] = explainer.explain(images, labels)
         print(f"  {name:12s} {method:22s} {time.perf_counter() - start:6.2f} s")
     probs = model.predict(images, verbose=0)
-    titles = [f"{classes[t] if classes else t} (p={probs[i, t]:.2f})"
-              for i, t in enumerate(labels)]
+    titles = [f"{classes[t] if classes else t} (p={probs[i, t]:.2f})" for i, t in enumerate(labels)]
     fig = plot.explanation_grid(images, maps, titles=titles, size=1.6)
-    fig.suptitle(f"{name}: gradient and CAM explanations of the true class", fontsize=10,
-                 y=1.03)
+    fig.suptitle(f"{name}: gradient and CAM explanations of the true class", fontsize=10, y=1.03)
     return plot.save(fig, out / f"methods_{name}.png")
 
 
@@ -80,8 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/kerasviz_methods", help="output folder")
     parser.add_argument("--n", type=int, default=4, help="images per model")
-    parser.add_argument("--quick", action="store_true",
-                        help="3 images, fewer samples and steps (for CI)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 images, fewer samples and steps (for CI)"
+    )
     args = parser.parse_args()
     n = 3 if args.quick else args.n
     out = Path(args.out)

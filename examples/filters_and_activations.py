@@ -72,15 +72,24 @@ def render(name: str, out: Path, steps: int) -> list[Path]:
     written = []
 
     k1 = kf.filters(model, "conv1")
-    fig = plot.filter_tiles(k1, indices=kf.order(k1), cols=8,
-                            title=f"{name} conv1: {k1.shape[0]} filters {k1.shape[1:]}, "
-                                  "strongest first (grey = 0)")
+    fig = plot.filter_tiles(
+        k1,
+        indices=kf.order(k1),
+        cols=8,
+        title=f"{name} conv1: {k1.shape[0]} filters {k1.shape[1:]}, strongest first (grey = 0)",
+    )
     written.append(plot.save(fig, folder / "conv1_tiles.png"))
 
     k2 = kf.filters(model, "conv2")
-    fig = plot.filter_grid(k2, sort="norm", page=0, per_page=16, max_channels=16,
-                           title=f"{name} conv2: 16 strongest of {k2.shape[0]} filters x "
-                                 f"first 16 of {k2.shape[-1]} inputs (rows: filter, norm)")
+    fig = plot.filter_grid(
+        k2,
+        sort="norm",
+        page=0,
+        per_page=16,
+        max_channels=16,
+        title=f"{name} conv2: 16 strongest of {k2.shape[0]} filters x "
+        f"first 16 of {k2.shape[-1]} inputs (rows: filter, norm)",
+    )
     written.append(plot.save(fig, folder / "conv2_grid.png"))
 
     images = sample_images(name)
@@ -89,28 +98,36 @@ def render(name: str, out: Path, steps: int) -> list[Path]:
     for i in range(len(images)):
         for layer in layers:
             top, _ = ka.top_channels(maps[layer][i], k=16)
-            fig = plot.activation_grid(maps[layer][i], channels=top, shared_scale=True,
-                                       title=f"{name} image {i}: {layer}, 16 most active "
-                                             "channels (channel: mean)")
+            fig = plot.activation_grid(
+                maps[layer][i],
+                channels=top,
+                shared_scale=True,
+                title=f"{name} image {i}: {layer}, 16 most active channels (channel: mean)",
+            )
             written.append(plot.save(fig, folder / f"maps_image{i}_{layer}.png"))
         last = maps[layers[-1]][i]
         best = int(ka.top_channels(last, k=1)[0][0])
-        fig, _ = plot.activation_overlay(images[i], last[..., best],
-                                         title=f"{layers[-1]} channel {best}")
+        fig, _ = plot.activation_overlay(
+            images[i], last[..., best], title=f"{layers[-1]} channel {best}"
+        )
         written.append(plot.save(fig, folder / f"overlay_image{i}.png"))
 
     layer = MID_LAYER[name]
-    am = ka.ActivationMaximization(model, layer, steps=steps, learning_rate=0.05, tv=0.1,
-                                   blur_sigma=0.5, blur_every=4, seed=0)
+    am = ka.ActivationMaximization(
+        model, layer, steps=steps, learning_rate=0.05, tv=0.1, blur_sigma=0.5, blur_every=4, seed=0
+    )
     units = list(range(16))
     start = time.perf_counter()
     gallery = am.maximize(units, progress=False)
     seconds = time.perf_counter() - start
     values = am.unit_values(gallery, units)
     labels = [f"{layer}:{u} ({v:.1f})" for u, v in zip(units, values, strict=True)]
-    fig = plot.maximization_gallery(gallery, labels, cols=8,
-                                    title=f"{name}: images that maximise {layer} channels "
-                                          "(mean activation)")
+    fig = plot.maximization_gallery(
+        gallery,
+        labels,
+        cols=8,
+        title=f"{name}: images that maximise {layer} channels (mean activation)",
+    )
     written.append(plot.save(fig, folder / "max_gallery.png"))
     print(f"{name}: 16 units x {ka.max_steps(steps)} steps in {seconds:.1f} s")
     return written

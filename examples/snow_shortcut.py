@@ -45,11 +45,20 @@ def main(argv=None) -> dict:
     nets = {name: models.load(name) for name in ("snow_biased", "snow_fair")}
     methods = shortcut.available_methods()
     start = time.perf_counter()
-    reports = shortcut.compare(nets, images, masks, labels, methods=methods, swapped=swapped,
-                               settings={"lime": {"num_samples": args.samples}})
+    reports = shortcut.compare(
+        nets,
+        images,
+        masks,
+        labels,
+        methods=methods,
+        swapped=swapped,
+        settings={"lime": {"num_samples": args.samples}},
+    )
     seconds = time.perf_counter() - start
-    print(f"{args.n} test images (animal covers {masks.mean():.0%} of each image on average), "
-          f"{args.swapped} swapped; methods: {', '.join(methods)}; {seconds:.1f} s")
+    print(
+        f"{args.n} test images (animal covers {masks.mean():.0%} of each image on average), "
+        f"{args.swapped} swapped; methods: {', '.join(methods)}; {seconds:.1f} s"
+    )
     print(shortcut.format_table(reports, margins=(0, 2)))
 
     # Figure: one row per image; per model its LIME view and the other methods' heat maps.
@@ -60,8 +69,9 @@ def main(argv=None) -> dict:
     cols = 1 + len(nets) * len(methods)
     fig, axes = _base.figure(rows, cols, size=1.7)
     for r, i in enumerate(picks):
-        _base.show_image(axes[r, 0], images[i], f"{names[labels[i]]}" if r else
-                         f"image\n{names[labels[i]]}")
+        _base.show_image(
+            axes[r, 0], images[i], f"{names[labels[i]]}" if r else f"image\n{names[labels[i]]}"
+        )
         axes[r, 0].contour(masks[i], levels=[0.5], colors="yellow", linewidths=0.6)
         c = 1
         for model_name, by_method in reports.items():
@@ -71,8 +81,9 @@ def main(argv=None) -> dict:
                 title = f"{head}reliance {rep.reliance[i]:.2f}"
                 if method == "lime":
                     res = _lime_result(nets[model_name], images[i], labels[i], args.samples)
-                    lime.lime_view(images[i], res.segments[0], res.weights[0], k=5, ax=ax,
-                                   title=title)
+                    lime.lime_view(
+                        images[i], res.segments[0], res.weights[0], k=5, ax=ax, title=title
+                    )
                 else:
                     _base.overlay(images[i], rep.explanations[i], ax=ax, title=title)
                 c += 1

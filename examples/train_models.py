@@ -78,8 +78,11 @@ def digits_cnn(keras):
 
 
 def _fit(keras, model, x, y, epochs, batch_size=64, lr=2e-3):
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=2)
 
 
@@ -112,8 +115,11 @@ def _card(model, data, classes, accuracy, epochs, seconds):
         "class_names": list(classes),
         "input_shape": list(model.inputs[0].shape[1:]),
         "input_range": [0.0, 1.0],
-        "preprocessing": {"scale": 1 / 255, "offset": 0.0,
-                          "note": "8-bit images are divided by 255; kerasviz data is in [0, 1]"},
+        "preprocessing": {
+            "scale": 1 / 255,
+            "offset": 0.0,
+            "note": "8-bit images are divided by 255; kerasviz data is in [0, 1]",
+        },
         "trained_by": "examples/train_models.py",
     }
 
@@ -125,14 +131,25 @@ def train_digits(out: Path):
 
     keras = _setup(SEED)
     images, labels = datasets.digits(32)
-    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=0.2,
-                                              random_state=SEED, stratify=labels)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, labels, test_size=0.2, random_state=SEED, stratify=labels
+    )
     model = digits_cnn(keras)
     t = time.time()
     _fit(keras, model, x_tr, y_tr, epochs=12, batch_size=32, lr=1e-3)
     acc = {"test (held-out 20% of sklearn digits, random_state=0)": _accuracy(model, x_te, y_te)}
-    _write(model, _card(model, "kerasviz.datasets.digits(32), 80/20 stratified split",
-                        [str(d) for d in range(10)], acc, 12, time.time() - t), out)
+    _write(
+        model,
+        _card(
+            model,
+            "kerasviz.datasets.digits(32), 80/20 stratified split",
+            [str(d) for d in range(10)],
+            acc,
+            12,
+            time.time() - t,
+        ),
+        out,
+    )
 
 
 def train_shapes(out: Path):
@@ -145,8 +162,18 @@ def train_shapes(out: Path):
     t = time.time()
     _fit(keras, model, x, y, epochs=10, lr=2e-3)
     acc = {"test (shapes(1000, seed=1))": _accuracy(model, x_te, y_te)}
-    _write(model, _card(model, "kerasviz.datasets.shapes(4000, seed=0)",
-                        datasets.SHAPE_CLASSES, acc, 10, time.time() - t), out)
+    _write(
+        model,
+        _card(
+            model,
+            "kerasviz.datasets.shapes(4000, seed=0)",
+            datasets.SHAPE_CLASSES,
+            acc,
+            10,
+            time.time() - t,
+        ),
+        out,
+    )
 
 
 def train_snow(out: Path, bias: float, name: str):
@@ -162,8 +189,18 @@ def train_snow(out: Path, bias: float, name: str):
     for split in ("test", "swapped"):
         x_te, y_te, _ = datasets.snow(1000, split, seed=SEED + 1)
         acc[f"{split} (snow(1000, '{split}', seed=1))"] = _accuracy(model, x_te, y_te)
-    _write(model, _card(model, f"kerasviz.datasets.snow(3000, 'train', seed=0, bias={bias})",
-                        datasets.SNOW_CLASSES, acc, epochs, time.time() - t), out)
+    _write(
+        model,
+        _card(
+            model,
+            f"kerasviz.datasets.snow(3000, 'train', seed=0, bias={bias})",
+            datasets.SNOW_CLASSES,
+            acc,
+            epochs,
+            time.time() - t,
+        ),
+        out,
+    )
 
 
 def write_samples(out: Path):
@@ -174,8 +211,9 @@ def write_samples(out: Path):
     from kerasviz import datasets
 
     images, labels = datasets.digits(32)
-    _, x_te, _, y_te = train_test_split(images, labels, test_size=0.2, random_state=SEED,
-                                        stratify=labels)
+    _, x_te, _, y_te = train_test_split(
+        images, labels, test_size=0.2, random_state=SEED, stratify=labels
+    )
     folder = out / "samples" / "digits"
     folder.mkdir(parents=True, exist_ok=True)
     for digit in (0, 2, 3, 5, 7, 8):
@@ -201,10 +239,12 @@ JOBS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=sorted(JOBS), action="append",
-                        help="train only this model (repeatable)")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent.parent / "saved_models")
+    parser.add_argument(
+        "--only", choices=sorted(JOBS), action="append", help="train only this model (repeatable)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent / "saved_models"
+    )
     args = parser.parse_args(argv)
     for name in args.only or list(JOBS):
         JOBS[name](args.out)

@@ -50,9 +50,11 @@ def resolve_strategy(strategy=None):
     if strategy is None:
         return t.distribute.get_strategy()
     if not isinstance(strategy, t.distribute.Strategy):
-        raise TypeError("Expected `strategy` to be a tf.distribute.Strategy (e.g. "
-                        "tf.distribute.MirroredStrategy()) or None. Received: "
-                        f"strategy of type {type(strategy).__name__}")
+        raise TypeError(
+            "Expected `strategy` to be a tf.distribute.Strategy (e.g. "
+            "tf.distribute.MirroredStrategy()) or None. Received: "
+            f"strategy of type {type(strategy).__name__}"
+        )
     return strategy
 
 
@@ -121,15 +123,13 @@ def distribute(fn: Callable, strategy=None, split=None, rows: int = 0) -> Callab
             def on_replica(ctx, whole=whole):
                 r = ctx.replica_id_in_sync_group
                 with t.device(devices[r]):
-                    return t.identity(whole[r * per:(r + 1) * per])
+                    return t.identity(whole[r * per : (r + 1) * per])
 
             values[i] = strategy.experimental_distribute_values_from_function(on_replica)
         out = run_replicas(*values)
         single = not isinstance(out, tuple | list)
         outs = (out,) if single else tuple(out)
-        gathered = tuple(
-            t.concat(strategy.experimental_local_results(o), axis=0)[:n] for o in outs
-        )
+        gathered = tuple(t.concat(strategy.experimental_local_results(o), axis=0)[:n] for o in outs)
         return gathered[0] if single else gathered
 
     call.strategy = strategy  # marks a distributed step
@@ -150,8 +150,13 @@ def pad_to(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([x, reps], axis=0)
 
 
-def run_batched(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int,
-                progress: bool = False, label: str | None = None) -> list[np.ndarray]:
+def run_batched(
+    fn: Callable,
+    arrays: tuple[np.ndarray, ...],
+    batch_size: int,
+    progress: bool = False,
+    label: str | None = None,
+) -> list[np.ndarray]:
     """Apply ``fn`` to fixed-size chunks of ``arrays`` (all sharing axis 0) and concatenate.
 
     Every call sees exactly ``batch_size`` rows (the last chunk is padded), so a compiled ``fn``

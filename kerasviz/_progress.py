@@ -50,8 +50,16 @@ class Progress:
     >>> bar.update(260)  # prints e.g. "gradcam  260/1000 [##-------]  41.2 img/s  ETA 0:18"
     """
 
-    def __init__(self, total: int, done: int = 0, label: str = "", enabled: bool = True,
-                 every: float = 10.0, stream=None, unit: str = "img"):
+    def __init__(
+        self,
+        total: int,
+        done: int = 0,
+        label: str = "",
+        enabled: bool = True,
+        every: float = 10.0,
+        stream=None,
+        unit: str = "img",
+    ):
         self.total, self.start_done, self.label = int(total), int(done), label or ""
         self.shown = bool(enabled) and not quiet()
         self.enabled = self.shown and self.total > self.start_done
@@ -73,8 +81,10 @@ class Progress:
         fill = min(width, int(width * done / max(self.total, 1)))
         eta = clock(left) if left == left else "?"
         head = f"{self.label}  " if self.label else ""
-        return (f"{head}{done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
-                f"{rate:.1f} {self.unit}/s  elapsed {clock(elapsed)}  ETA {eta}")
+        return (
+            f"{head}{done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
+            f"{rate:.1f} {self.unit}/s  elapsed {clock(elapsed)}  ETA {eta}"
+        )
 
     def update(self, done: int, finalize: bool | None = None) -> None:
         """Report that ``done`` items (in all, not since the last call) are finished.
@@ -107,8 +117,9 @@ class Progress:
         self.stream.flush()
 
 
-def progress(total: int, enabled: bool, label: str | None = None,
-             unit: str = "img") -> Progress | None:
+def progress(
+    total: int, enabled: bool, label: str | None = None, unit: str = "img"
+) -> Progress | None:
     """A `Progress` when ``enabled`` and not silenced by ``KERASVIZ_QUIET``, else ``None``.
 
     >>> bar = progress(100, enabled=False)

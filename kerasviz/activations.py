@@ -65,8 +65,10 @@ def activations(model, inputs, layers, batch_size: int = 32) -> dict[str, np.nda
         return tuple(forward(x)[: len(refs)])
 
     outs = _compute.run_batched(taps, (batch,), batch_size)
-    return {key: _checks.restore_single(out.astype(np.float32), single)
-            for key, out in zip(keys, outs, strict=True)}
+    return {
+        key: _checks.restore_single(out.astype(np.float32), single)
+        for key, out in zip(keys, outs, strict=True)
+    }
 
 
 def top_channels(maps: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -86,8 +88,9 @@ def top_channels(maps: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     arr, single = _checks.as_batch(np.asarray(maps, dtype=np.float32), "N, h, w, c", "maps")
     k = _checks.check_positive_int(k, "k")
     if k > arr.shape[-1]:
-        raise ValueError(f"Expected `k` <= {arr.shape[-1]} (the number of channels). "
-                         f"Received: k={k}")
+        raise ValueError(
+            f"Expected `k` <= {arr.shape[-1]} (the number of channels). Received: k={k}"
+        )
     means = arr.mean(axis=(1, 2))  # (N, c)
     idx = np.argsort(-means, axis=1, kind="stable")[:, :k]
     val = np.take_along_axis(means, idx, axis=1)
@@ -167,13 +170,26 @@ class ActivationMaximization:
     (16, 32, 32, 1)
     """
 
-    def __init__(self, model, layer=None, steps: int = 256, learning_rate: float = 0.1,
-                 value_range: tuple[float, float] = (0.0, 1.0), jitter: int = 2,
-                 scale: tuple[float, float] | None = (0.95, 1.05), rotate: float = 5.0,
-                 tv: float = 0.05, l2: float = 0.0, blur_sigma: float = 0.0,
-                 blur_every: int = 4, parameterization: str = "pixel",
-                 decay_power: float = 1.0, batch_size: int = 16, seed: int = 0,
-                 progress: bool | None = None):
+    def __init__(
+        self,
+        model,
+        layer=None,
+        steps: int = 256,
+        learning_rate: float = 0.1,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        jitter: int = 2,
+        scale: tuple[float, float] | None = (0.95, 1.05),
+        rotate: float = 5.0,
+        tv: float = 0.05,
+        l2: float = 0.0,
+        blur_sigma: float = 0.0,
+        blur_every: int = 4,
+        parameterization: str = "pixel",
+        decay_power: float = 1.0,
+        batch_size: int = 16,
+        seed: int = 0,
+        progress: bool | None = None,
+    ):
 
         self.model = model
         self.layer = layer
@@ -181,19 +197,31 @@ class ActivationMaximization:
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self.blur_every = _checks.check_positive_int(blur_every, "blur_every")
         if parameterization not in ("pixel", "fourier"):
-            raise ValueError("Expected `parameterization` to be 'pixel' or 'fourier'. "
-                             f"Received: parameterization={parameterization!r}")
+            raise ValueError(
+                "Expected `parameterization` to be 'pixel' or 'fourier'. "
+                f"Received: parameterization={parameterization!r}"
+            )
         low, high = (float(v) for v in value_range)
         if not high > low:
-            raise ValueError(f"Expected `value_range` (low, high) with high > low. "
-                             f"Received: value_range={value_range!r}")
+            raise ValueError(
+                f"Expected `value_range` (low, high) with high > low. "
+                f"Received: value_range={value_range!r}"
+            )
         if scale is not None:
             scale = tuple(float(s) for s in scale)
             if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-                raise ValueError(f"Expected `scale` (low, high) with 0 < low <= high, or None. "
-                                 f"Received: scale={scale!r}")
-        for name, value in (("jitter", jitter), ("rotate", rotate), ("tv", tv), ("l2", l2),
-                            ("blur_sigma", blur_sigma), ("learning_rate", learning_rate)):
+                raise ValueError(
+                    f"Expected `scale` (low, high) with 0 < low <= high, or None. "
+                    f"Received: scale={scale!r}"
+                )
+        for name, value in (
+            ("jitter", jitter),
+            ("rotate", rotate),
+            ("tv", tv),
+            ("l2", l2),
+            ("blur_sigma", blur_sigma),
+            ("learning_rate", learning_rate),
+        ):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"Expected `{name}` >= 0. Received: {name}={value!r}")
         self.value_range = (low, high)
@@ -207,14 +235,19 @@ class ActivationMaximization:
         if progress is not None:
             import warnings
 
-            warnings.warn("ActivationMaximization(progress=...) is deprecated: pass it to "
-                          "maximize(units, progress=...) instead.", DeprecationWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "ActivationMaximization(progress=...) is deprecated: pass it to "
+                "maximize(units, progress=...) instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._progress = True if progress is None else bool(progress)
         shape = inspect.input_shape(model)
         if len(shape) != 3 or any(s is None for s in shape):
-            raise ValueError(f"Model {model.name!r} takes inputs {shape}; activation "
-                             "maximization needs a fixed (H, W, C).")
+            raise ValueError(
+                f"Model {model.name!r} takes inputs {shape}; activation "
+                "maximization needs a fixed (H, W, C)."
+            )
         self.image_shape = tuple(int(s) for s in shape)
         if layer is None:
             self.scored = inspect.logits_model(model)
@@ -247,19 +280,24 @@ class ActivationMaximization:
             if isinstance(unit, int | np.integer):
                 c = int(unit)
                 if not 0 <= c < shape[-1]:
-                    raise ValueError(f"Unit {c} is out of range for {what} with {shape[-1]} "
-                                     f"channels (0 to {shape[-1] - 1}).")
+                    raise ValueError(
+                        f"Unit {c} is out of range for {what} with {shape[-1]} "
+                        f"channels (0 to {shape[-1] - 1})."
+                    )
                 masks[i, ..., c] = 1.0 / math.prod(shape[:-1])
             elif isinstance(unit, Sequence) and len(unit) == len(shape):
                 index = tuple(int(u) for u in unit)
                 if any(not 0 <= u < s for u, s in zip(index, shape, strict=True)):
-                    raise ValueError(f"Neuron {index} is out of range for {what} with output "
-                                     f"shape {shape}.")
+                    raise ValueError(
+                        f"Neuron {index} is out of range for {what} with output shape {shape}."
+                    )
                 masks[(i, *index)] = 1.0
             else:
-                raise TypeError(f"Expected each unit to be an int (channel) or a {len(shape)}-"
-                                f"tuple (neuron) for {what} of output shape {shape}. "
-                                f"Received: {unit!r}")
+                raise TypeError(
+                    f"Expected each unit to be an int (channel) or a {len(shape)}-"
+                    f"tuple (neuron) for {what} of output shape {shape}. "
+                    f"Received: {unit!r}"
+                )
         return masks
 
     def unit_values(self, images, units) -> np.ndarray:
@@ -271,8 +309,9 @@ class ActivationMaximization:
         batch, _ = inspect.check_inputs(self.model, images)
         masks = self.unit_masks(units)
         if len(masks) != len(batch):
-            raise ValueError(f"Expected one unit per image: {len(batch)} images, "
-                             f"{len(masks)} units.")
+            raise ValueError(
+                f"Expected one unit per image: {len(batch)} images, {len(masks)} units."
+            )
         if self._values is None:
             import tensorflow as tf
 
@@ -302,21 +341,23 @@ class ActivationMaximization:
             spectrum_scale = 1.0 / np.maximum(freq, 1.0 / max(h, w)) ** self.decay_power
             # unit RMS over the spectrum, times sqrt(h*w) to undo irfft2d's 1/(h*w): an
             # orthonormal transform, so Adam's step moves pixels as much as in "pixel" mode
-            spectrum_scale *= math.sqrt(h * w) / np.sqrt(np.mean(spectrum_scale ** 2))
+            spectrum_scale *= math.sqrt(h * w) / np.sqrt(np.mean(spectrum_scale**2))
             spectrum_scale = tf.constant(spectrum_scale[None, None], tf.float32)  # (1,1,h,w')
         sigma = self.blur_sigma
         if sigma > 0:
             radius = max(1, int(math.ceil(2 * sigma)))
             g = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
             g /= g.sum()
-            blur_kernel = tf.constant(np.tile(np.outer(g, g)[:, :, None, None], (1, 1, c, 1)),
-                                      tf.float32)  # (k, k, C, 1) depthwise
+            blur_kernel = tf.constant(
+                np.tile(np.outer(g, g)[:, :, None, None], (1, 1, c, 1)), tf.float32
+            )  # (k, k, C, 1) depthwise
 
         def to_image(params):
             if fourier:
                 # params: (B, C, h, w', 2) -> complex spectrum -> (B, C, h, w) -> (B, h, w, C)
                 spec = tf.complex(params[..., 0], params[..., 1]) * tf.cast(
-                    spectrum_scale, tf.complex64)
+                    spectrum_scale, tf.complex64
+                )
                 pix = tf.transpose(tf.signal.irfft2d(spec, fft_length=[h, w]), (0, 2, 3, 1))
                 pix = tf.einsum("bhwk,kc->bhwc", pix, basis)  # decorrelated -> RGB
                 return low + (high - low) * tf.sigmoid(pix)
@@ -343,8 +384,13 @@ class ActivationMaximization:
             zeros = tf.zeros([b])
             transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
             return tf.raw_ops.ImageProjectiveTransformV3(
-                images=x, transforms=transforms, output_shape=[h, w], fill_value=0.0,
-                interpolation="BILINEAR", fill_mode="REFLECT")
+                images=x,
+                transforms=transforms,
+                output_shape=[h, w],
+                fill_value=0.0,
+                interpolation="BILINEAR",
+                fill_mode="REFLECT",
+            )
 
         lr = self.learning_rate
         beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -363,8 +409,9 @@ class ActivationMaximization:
                 score = tf.reduce_sum(tf.reshape(out * masks, (tf.shape(x)[0], -1)), axis=1)
                 loss = -score
                 if self.tv > 0:
-                    tv = (tf.reduce_mean(tf.abs(img[:, 1:] - img[:, :-1]), axis=[1, 2, 3])
-                          + tf.reduce_mean(tf.abs(img[:, :, 1:] - img[:, :, :-1]), axis=[1, 2, 3]))
+                    tv = tf.reduce_mean(
+                        tf.abs(img[:, 1:] - img[:, :-1]), axis=[1, 2, 3]
+                    ) + tf.reduce_mean(tf.abs(img[:, :, 1:] - img[:, :, :-1]), axis=[1, 2, 3])
                     loss += self.tv * tv / span
                 if self.l2 > 0:
                     loss += self.l2 * tf.reduce_mean(((img - mid) / span) ** 2, axis=[1, 2, 3])
@@ -373,19 +420,21 @@ class ActivationMaximization:
             tf_t = tf.cast(t, tf.float32) + 1.0
             m1 = beta1 * m1 + (1 - beta1) * grad
             m2 = beta2 * m2 + (1 - beta2) * grad * grad
-            update = (m1 / (1 - beta1 ** tf_t)) / (tf.sqrt(m2 / (1 - beta2 ** tf_t)) + eps)
+            update = (m1 / (1 - beta1**tf_t)) / (tf.sqrt(m2 / (1 - beta2**tf_t)) + eps)
             # Adam descent on the loss = ascent on the score
             if fourier:
                 params = params - lr * update
             else:
                 params = tf.clip_by_value(params - lr * span * update, low, high)
             if sigma > 0 and not fourier:
+
                 def blurred():
-                    pad = tf.pad(params, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
-                                 mode="REFLECT")
+                    pad = tf.pad(
+                        params, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT"
+                    )
                     return tf.nn.depthwise_conv2d(pad, blur_kernel, [1, 1, 1, 1], "VALID")
-                params = tf.cond(tf.equal((t + 1) % self.blur_every, 0), blurred,
-                                 lambda: params)
+
+                params = tf.cond(tf.equal((t + 1) % self.blur_every, 0), blurred, lambda: params)
             return params, m1, m2, score
 
         return step, tf.function(to_image, reduce_retracing=False)
@@ -425,12 +474,16 @@ class ActivationMaximization:
         n = len(masks)
         if start is not None:
             if self.parameterization != "pixel":
-                raise ValueError("`start` images need parameterization='pixel'. Received: "
-                                 f"parameterization={self.parameterization!r}")
+                raise ValueError(
+                    "`start` images need parameterization='pixel'. Received: "
+                    f"parameterization={self.parameterization!r}"
+                )
             start, _ = inspect.check_inputs(self.model, start, "start", self.value_range)
             if len(start) != n:
-                raise ValueError(f"Expected one `start` image per unit ({n}). "
-                                 f"Received: start.shape={start.shape}")
+                raise ValueError(
+                    f"Expected one `start` image per unit ({n}). "
+                    f"Received: start.shape={start.shape}"
+                )
         steps = max_steps(self.steps)
         keys = np.arange(n)
         if self._step is None:
@@ -438,9 +491,12 @@ class ActivationMaximization:
         size = min(self.batch_size, n)
         chunks = list(_compute.padded_chunks(n, size))
         shown = self._progress if progress is None else bool(progress)
-        bar = _progress.progress(steps * len(chunks), shown,
-                                 f"activation maximization: {n} units, {steps} steps",
-                                 unit="step")
+        bar = _progress.progress(
+            steps * len(chunks),
+            shown,
+            f"activation maximization: {n} units, {steps} steps",
+            unit="step",
+        )
         images = []
         for done, (start_i, stop) in enumerate(chunks):
             k = _compute.pad_to(keys[start_i:stop], size)
@@ -453,8 +509,9 @@ class ActivationMaximization:
             m1 = tf.zeros_like(params)
             m2 = tf.zeros_like(params)
             for t in range(steps):
-                params, m1, m2, _ = self._step(params, m1, m2, m, tf.constant(rand[t]),
-                                               tf.constant(t, tf.int32))
+                params, m1, m2, _ = self._step(
+                    params, m1, m2, m, tf.constant(rand[t]), tf.constant(t, tf.int32)
+                )
                 if bar is not None:
                     bar.update(done * steps + t + 1)
             images.append(np.asarray(self._to_image(params))[: stop - start_i])

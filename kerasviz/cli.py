@@ -44,8 +44,9 @@ def _load_model(ref: str):
         return models.load(ref), models.card(ref)
     path = Path(ref)
     if not path.exists():
-        raise UsageError(f"model: no such file: {ref} (or a shipped name: "
-                         f"{', '.join(models.SHIPPED)})")
+        raise UsageError(
+            f"model: no such file: {ref} (or a shipped name: {', '.join(models.SHIPPED)})"
+        )
     if path.is_dir() or path.suffix != ".keras":
         raise UsageError(f"model: expected a .keras file, got {ref}")
     try:
@@ -62,17 +63,27 @@ def cmd_info(args) -> int:
 
     model, card = _load_model(args.model)
     rows = inspect.layer_table(model)
-    print(f"model: {model.name}   input: {inspect.input_shape(model)}   "
-          f"outputs: {inspect.num_outputs(model)}   params: {model.count_params():,}   "
-          f"head: {inspect.head_activation(model) or 'linear'}")
+    print(
+        f"model: {model.name}   input: {inspect.input_shape(model)}   "
+        f"outputs: {inspect.num_outputs(model)}   params: {model.count_params():,}   "
+        f"head: {inspect.head_activation(model) or 'linear'}"
+    )
     if card.get("class_names"):
         print(f"classes: {', '.join(card['class_names'])}")
     header = ("path", "type", "output shape", "params", "filters", "activ.", "cam")
     table = [header]
     for r in rows:
-        table.append((r.path, r.type, str(r.output_shape), f"{r.params:,}",
-                      "yes" if r.filters else "", "yes" if r.activations else "",
-                      "yes" if r.cam else ""))
+        table.append(
+            (
+                r.path,
+                r.type,
+                str(r.output_shape),
+                f"{r.params:,}",
+                "yes" if r.filters else "",
+                "yes" if r.activations else "",
+                "yes" if r.cam else "",
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -98,8 +109,10 @@ def _quiet(args) -> bool:
 def _fresh_dir(path: Path, force: bool, what: str = "out") -> None:
     """Refuse to write into an existing, non-empty folder unless ``--force``."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
-        raise UsageError(f"--{what}: {path} exists and is not empty; pass --force to replace "
-                         "what kerasviz writes there")
+        raise UsageError(
+            f"--{what}: {path} exists and is not empty; pass --force to replace "
+            "what kerasviz writes there"
+        )
 
 
 def _images(args, model, card):
@@ -125,11 +138,18 @@ def cmd_report(args) -> int:
             if not Path(item).exists():
                 raise UsageError(f"--images: no such file or folder: {item}")
     path = report.build_report(
-        model=args.model, images=args.images or None, out=out,
+        model=args.model,
+        images=args.images or None,
+        out=out,
         methods=_csv(args.methods) if args.methods else report.DEFAULT_METHODS,
-        layers=_csv(args.layers) if args.layers else None, class_names=args.class_names,
-        scale=args.scale, offset=args.offset, reference=args.reference, force=args.force,
-        progress=not _quiet(args))
+        layers=_csv(args.layers) if args.layers else None,
+        class_names=args.class_names,
+        scale=args.scale,
+        offset=args.offset,
+        reference=args.reference,
+        force=args.force,
+        progress=not _quiet(args),
+    )
     print(f"report: {path.resolve()}")
     return 0
 
@@ -177,13 +197,24 @@ def cmd_explain(args) -> int:
     scale, offset = models.preprocessing(card, args.scale, args.offset)
     try:
         result = jobs.explain_folder(
-            model, args.images, method=args.method, out=args.out, batch_size=args.batch_size,
-            targets=targets, settings=settings, class_names=card.get("class_names"),
-            scale=scale, offset=offset,
-            overwrite=args.force, progress=not quiet, strategy=strategy)
+            model,
+            args.images,
+            method=args.method,
+            out=args.out,
+            batch_size=args.batch_size,
+            targets=targets,
+            settings=settings,
+            class_names=card.get("class_names"),
+            scale=scale,
+            offset=offset,
+            overwrite=args.force,
+            progress=not quiet,
+            strategy=strategy,
+        )
     except FileExistsError as err:
-        raise UsageError(f"--out: {err}".replace("overwrite=True (--force)", "--force")
-                         .replace("out: ", "", 1)) from None
+        raise UsageError(
+            f"--out: {err}".replace("overwrite=True (--force)", "--force").replace("out: ", "", 1)
+        ) from None
     resumed = f" ({result.skipped} done before)" if result.skipped else ""
     print(f"explain: {result.total} maps in {Path(args.out).resolve()}{resumed}")
     return 0
@@ -201,15 +232,19 @@ def cmd_embed(args) -> int:
     _fresh_dir(out, args.force)
     extractor = embedding.FeatureExtractor(model, layer=args.layer, reduce=args.reduce)
     vectors = extractor.extract(images, progress=not quiet)
-    embedding.save_features(out, files, vectors, k=args.neighbours, metric=args.metric,
-                            overwrite=args.force)
-    print(f"embed: {vectors.shape[0]} vectors of {vectors.shape[1]} values from layer "
-          f"{extractor.layer!r} in {out.resolve()}")
+    embedding.save_features(
+        out, files, vectors, k=args.neighbours, metric=args.metric, overwrite=args.force
+    )
+    print(
+        f"embed: {vectors.shape[0]} vectors of {vectors.shape[1]} values from layer "
+        f"{extractor.layer!r} in {out.resolve()}"
+    )
     if args.projector:
         labels = [Path(f).parent.name for f in files]
         labels = labels if len(set(labels)) > 1 else [Path(f).stem for f in files]
-        path = embedding.export_projector(args.projector, vectors, labels=labels,
-                                          images=images, overwrite=args.force)
+        path = embedding.export_projector(
+            args.projector, vectors, labels=labels, images=images, overwrite=args.force
+        )
         print(f"projector: tensorboard --logdir {path} --host 127.0.0.1")
         if args.serve:
             return _serve_tensorboard(path)
@@ -225,11 +260,25 @@ def _serve_tensorboard(logdir: Path) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"TensorBoard: http://127.0.0.1:{port}/#projector  (pid {proc.pid}; Ctrl-C stops it)",
-          flush=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    print(
+        f"TensorBoard: http://127.0.0.1:{port}/#projector  (pid {proc.pid}; Ctrl-C stops it)",
+        flush=True,
+    )
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -239,12 +288,23 @@ def _serve_tensorboard(logdir: Path) -> int:
 
 
 def _add_model_images(p, images_required=True) -> None:
-    p.add_argument("--model", default="digits_cnn",
-                   help="a .keras file or a shipped name (default: digits_cnn)")
-    p.add_argument("--images", nargs="+", required=images_required, metavar="FILE_OR_DIR",
-                   help="PNG/JPEG files or folders of them")
-    p.add_argument("--scale", type=float, help="8-bit pixel v becomes v*scale+offset "
-                   "(default: the model card's, else 1/255)")
+    p.add_argument(
+        "--model",
+        default="digits_cnn",
+        help="a .keras file or a shipped name (default: digits_cnn)",
+    )
+    p.add_argument(
+        "--images",
+        nargs="+",
+        required=images_required,
+        metavar="FILE_OR_DIR",
+        help="PNG/JPEG files or folders of them",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="8-bit pixel v becomes v*scale+offset (default: the model card's, else 1/255)",
+    )
     p.add_argument("--offset", type=float, help="see --scale (default: the card's, else 0)")
     p.add_argument("--force", action="store_true", help="replace existing output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -262,48 +322,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .keras file or a shipped model name (digits_cnn, ...)")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("report", help="the HTML report: filters, activations, predictions, "
-                       "explanations, feature space")
+    p = sub.add_parser(
+        "report",
+        help="the HTML report: filters, activations, predictions, explanations, feature space",
+    )
     _add_model_images(p, images_required=False)
     p.add_argument("--out", default="kerasviz-report", help="report folder")
-    p.add_argument("--methods", help="comma-separated explanation methods (default: "
-                   "occlusion,gradcam,saliency,lime)")
-    p.add_argument("--layers", help="comma-separated layers for activation maps "
-                   "(default: every conv layer)")
+    p.add_argument(
+        "--methods",
+        help="comma-separated explanation methods (default: occlusion,gradcam,saliency,lime)",
+    )
+    p.add_argument(
+        "--layers", help="comma-separated layers for activation maps (default: every conv layer)"
+    )
     p.add_argument("--class-names", help="text file, one class name per line")
-    p.add_argument("--reference", help="folder of reference images for neighbours and the "
-                   "2-D map (one sub-folder per class gives labels)")
+    p.add_argument(
+        "--reference",
+        help="folder of reference images for neighbours and the "
+        "2-D map (one sub-folder per class gives labels)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("explain", help="explanation maps of images: .npy and PNG overlays")
     _add_model_images(p)
-    p.add_argument("--method", default="occlusion", help="occlusion, gradcam, saliency, "
-                   "lime, ... (see kerasviz.attribution.METHODS)")
+    p.add_argument(
+        "--method",
+        default="occlusion",
+        help="occlusion, gradcam, saliency, lime, ... (see kerasviz.attribution.METHODS)",
+    )
     p.add_argument("--patch", type=int, help="occlusion patch size in pixels")
     p.add_argument("--stride", type=int, help="occlusion stride in pixels")
-    p.add_argument("--targets", help="class index, or one per image, comma-separated "
-                   "(default: each image's top class)")
-    p.add_argument("--batch-size", type=int, default=32, help="images read, explained and "
-                   "written together (default 32); bounds memory")
-    p.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                   help="mirrored: split each batch across all GPUs of this machine "
-                   "(tf.distribute.MirroredStrategy); default: one device")
-    p.add_argument("--out", default="kerasviz-explain", help="output folder; a folder holding "
-                   "the same job is resumed, --force starts again")
+    p.add_argument(
+        "--targets",
+        help="class index, or one per image, comma-separated (default: each image's top class)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images read, explained and written together (default 32); bounds memory",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored"),
+        default="default",
+        help="mirrored: split each batch across all GPUs of this machine "
+        "(tf.distribute.MirroredStrategy); default: one device",
+    )
+    p.add_argument(
+        "--out",
+        default="kerasviz-explain",
+        help="output folder; a folder holding the same job is resumed, --force starts again",
+    )
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("embed", help="feature vectors, nearest neighbours, projector export")
     _add_model_images(p)
     p.add_argument("--layer", help="feature layer (default: the input of the last Dense)")
-    p.add_argument("--reduce", default="flatten", choices=("flatten", "gap", "max"),
-                   help="how spatial maps become vectors")
+    p.add_argument(
+        "--reduce",
+        default="flatten",
+        choices=("flatten", "gap", "max"),
+        help="how spatial maps become vectors",
+    )
     p.add_argument("--neighbours", type=int, default=5, help="neighbours per image")
     p.add_argument("--metric", default="euclidean", choices=("euclidean", "cosine"))
-    p.add_argument("--out", default="kerasviz-embed", help="folder for features.npy and "
-                   "neighbours.csv")
+    p.add_argument(
+        "--out", default="kerasviz-embed", help="folder for features.npy and neighbours.csv"
+    )
     p.add_argument("--projector", help="also write a TensorBoard projector export here")
-    p.add_argument("--serve", action="store_true", help="start TensorBoard on 127.0.0.1 and "
-                   "print the URL")
+    p.add_argument(
+        "--serve", action="store_true", help="start TensorBoard on 127.0.0.1 and print the URL"
+    )
     p.set_defaults(func=cmd_embed)
     return parser
 

@@ -162,8 +162,9 @@ def _animal(xs, ys, cx, cy, s, facing: int) -> np.ndarray:
     m |= _head(xs, ys, cx, cy, s, facing)[0]
     m |= _ellipse(xs, ys, X(1.35), Y(-0.4), 0.3 * s, 0.15 * s)
     for base in (0.72, 0.98):
-        m |= _triangle(xs, ys, [(X(base), Y(-0.65)), (X(base + 0.24), Y(-0.67)),
-                                (X(base + 0.1), Y(-1.15))])
+        m |= _triangle(
+            xs, ys, [(X(base), Y(-0.65)), (X(base + 0.24), Y(-0.67)), (X(base + 0.1), Y(-1.15))]
+        )
     for lx in (-0.62, -0.35, 0.4, 0.67):
         m |= _capsule(xs, ys, (X(lx), Y(0.3)), (X(lx), Y(0.9)), 0.13 * s)
     m |= _capsule(xs, ys, (X(-0.9), Y(-0.1)), (X(-1.25), Y(0.5)), 0.15 * s)
@@ -181,8 +182,9 @@ def _coat(rng, xs, ys, cx, cy, s, facing: int, wolf: bool) -> np.ndarray:
     if wolf:
         shade = rng.uniform(0.35, 0.55)
         base = np.array([shade + 0.08, shade, shade - 0.1])
-        return (base + rng.normal(0.0, 0.13, (size, size, 1))
-                + rng.normal(0.0, 0.03, (size, size, 3)))
+        return (
+            base + rng.normal(0.0, 0.13, (size, size, 1)) + rng.normal(0.0, 0.03, (size, size, 3))
+        )
     dark, light = rng.uniform(0.12, 0.28), rng.uniform(0.8, 0.92)
     head, eyes = _head(xs, ys, cx, cy, s, facing)
     saddle = (ys < cy - 0.05 * s) & ~(head & (ys > eyes))  # the face below the eyes is white

@@ -72,11 +72,14 @@ def filters(model, layer, part: str | None = None) -> np.ndarray:
     if not obj.built:
         raise ValueError(f"Layer {obj.name!r} is not built yet; call the model once first.")
     if part is not None and part not in PARTS:
-        raise ValueError(f"Expected `part` to be None, 'depthwise' or 'pointwise'. "
-                         f"Received: part={part!r}")
+        raise ValueError(
+            f"Expected `part` to be None, 'depthwise' or 'pointwise'. Received: part={part!r}"
+        )
     if kind != "SeparableConv2D" and part is not None:
-        raise ValueError(f"`part` applies to SeparableConv2D only; layer {obj.name!r} is a "
-                         f"{kind}. Received: part={part!r}")
+        raise ValueError(
+            f"`part` applies to SeparableConv2D only; layer {obj.name!r} is a "
+            f"{kind}. Received: part={part!r}"
+        )
     if kind == "SeparableConv2D":
         if part in (None, "depthwise"):
             return _depthwise(np.asarray(obj.depthwise_kernel, np.float32))
@@ -85,12 +88,16 @@ def filters(model, layer, part: str | None = None) -> np.ndarray:
     kernel = np.asarray(obj.kernel, np.float32)
     if kind == "Dense":
         if kernel.ndim != 2:
-            raise ValueError(f"Dense layer {obj.name!r} has a kernel of rank {kernel.ndim}; "
-                             "expected rank 2 (in, units).")
+            raise ValueError(
+                f"Dense layer {obj.name!r} has a kernel of rank {kernel.ndim}; "
+                "expected rank 2 (in, units)."
+            )
         return np.ascontiguousarray(kernel.T[:, None, None, :])  # (units, 1, 1, in)
     if kernel.ndim != 4:
-        raise ValueError(f"Layer {obj.name!r} ({kind}) has a kernel of rank {kernel.ndim}; "
-                         "expected a 2-D convolution kernel of rank 4.")
+        raise ValueError(
+            f"Layer {obj.name!r} ({kind}) has a kernel of rank {kernel.ndim}; "
+            "expected a 2-D convolution kernel of rank 4."
+        )
     if kind == "DepthwiseConv2D":
         return np.ascontiguousarray(_depthwise(kernel))
     if kind == "Conv2DTranspose":
@@ -101,8 +108,10 @@ def filters(model, layer, part: str | None = None) -> np.ndarray:
 def _check_kernels(kernels) -> np.ndarray:
     arr = np.asarray(kernels, dtype=np.float32)
     if arr.ndim != 4 or arr.shape[0] == 0:
-        raise ValueError("Expected `kernels` of shape (n_filters, kh, kw, in_ch). "
-                         f"Received: kernels.shape={arr.shape}")
+        raise ValueError(
+            "Expected `kernels` of shape (n_filters, kh, kw, in_ch). "
+            f"Received: kernels.shape={arr.shape}"
+        )
     return arr
 
 
@@ -140,9 +149,11 @@ def page(indices, page: int = 0, per_page: int = 32) -> np.ndarray:
     per_page = _checks.check_positive_int(per_page, "per_page")
     pages = max(1, -(-len(idx) // per_page))
     if isinstance(page, bool) or not isinstance(page, int | np.integer) or not 0 <= page < pages:
-        raise ValueError(f"Expected `page` in [0, {pages - 1}] ({len(idx)} entries, {per_page} "
-                         f"per page). Received: page={page!r}")
-    return idx[page * per_page:(page + 1) * per_page]
+        raise ValueError(
+            f"Expected `page` in [0, {pages - 1}] ({len(idx)} entries, {per_page} "
+            f"per page). Received: page={page!r}"
+        )
+    return idx[page * per_page : (page + 1) * per_page]
 
 
 def normalize(kernels: np.ndarray, scale: str = "layer", symmetric: bool = True) -> np.ndarray:

@@ -27,8 +27,9 @@ def list_images(paths) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(f for f in p.rglob("*")
-                                if f.is_file() and f.suffix.lower() in SUFFIXES))
+            found.extend(
+                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+            )
         elif p.is_file():
             found.append(p)
         else:
@@ -38,8 +39,9 @@ def list_images(paths) -> list[Path]:
     return found
 
 
-def load_image(path, size: tuple[int, int], channels: int, scale: float = 1 / 255,
-               offset: float = 0.0) -> np.ndarray:
+def load_image(
+    path, size: tuple[int, int], channels: int, scale: float = 1 / 255, offset: float = 0.0
+) -> np.ndarray:
     """One file as a float32 ``(H, W, C)`` model input.
 
     Args:
@@ -54,8 +56,9 @@ def load_image(path, size: tuple[int, int], channels: int, scale: float = 1 / 25
     from PIL import Image, UnidentifiedImageError
 
     if channels not in (1, 3):
-        raise ValueError(f"kerasviz reads grey (1) or RGB (3) images; the model takes "
-                         f"{channels} channels.")
+        raise ValueError(
+            f"kerasviz reads grey (1) or RGB (3) images; the model takes {channels} channels."
+        )
     try:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB")
@@ -82,8 +85,10 @@ def load_images(paths, input_shape, scale: float = 1 / 255, offset: float = 0.0)
     """
     h, w, c = input_shape
     if h is None or w is None:
-        raise ValueError("The model accepts any image size; resize your images to one size "
-                         "and build the model with a fixed input shape.")
+        raise ValueError(
+            "The model accepts any image size; resize your images to one size "
+            "and build the model with a fixed input shape."
+        )
     files = list_images(paths)
     images = np.stack([load_image(f, (h, w), c, scale, offset) for f in files])
     return images, files

@@ -91,8 +91,11 @@ def _walk(folder: str) -> list[str]:
     found = []
     for parent, dirs, names in os.walk(folder):
         dirs.sort()
-        found.extend(os.path.join(parent, n) for n in names
-                     if os.path.splitext(n)[1].lower() in imageio.SUFFIXES)
+        found.extend(
+            os.path.join(parent, n)
+            for n in names
+            if os.path.splitext(n)[1].lower() in imageio.SUFFIXES
+        )
     found.sort(key=lambda f: f.split(os.sep))
     return found
 
@@ -117,8 +120,9 @@ def inventory(images) -> tuple[list[str], list[str]]:
         if os.path.isdir(root):
             found = _walk(root)
             files.extend(found)
-            names.extend(os.path.splitext(os.path.relpath(f, root))[0].replace(os.sep, "/")
-                         for f in found)
+            names.extend(
+                os.path.splitext(os.path.relpath(f, root))[0].replace(os.sep, "/") for f in found
+            )
         elif os.path.isfile(root):
             files.append(root)
             names.append(os.path.splitext(os.path.basename(root))[0])
@@ -129,8 +133,10 @@ def inventory(images) -> tuple[list[str], list[str]]:
     seen: dict[str, str] = {}
     for f, name in zip(files, names, strict=True):
         if name in seen:
-            raise ValueError(f"images: {seen[name]} and {f} would both be written as "
-                             f"{name!r}; rename one or give their folder instead")
+            raise ValueError(
+                f"images: {seen[name]} and {f} would both be written as "
+                f"{name!r}; rename one or give their folder instead"
+            )
         seen[name] = f
     return files, names
 
@@ -170,8 +176,10 @@ def read_manifest(path: Path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            raise ValueError(f"{path}: line {number} is not JSON; remove the folder or pass "
-                             "overwrite=True (--force) to start again") from None
+            raise ValueError(
+                f"{path}: line {number} is not JSON; remove the folder or pass "
+                "overwrite=True (--force) to start again"
+            ) from None
     return rows
 
 
@@ -212,8 +220,10 @@ def _jsonable(value):
         return value.tolist()
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    raise TypeError(f"Expected `settings` of JSON values (numbers, strings, lists, dicts). "
-                    f"Received: {value!r} of type {type(value).__name__}")
+    raise TypeError(
+        f"Expected `settings` of JSON values (numbers, strings, lists, dicts). "
+        f"Received: {value!r} of type {type(value).__name__}"
+    )
 
 
 def _resolve_targets(targets, names: list[str], num_classes: int) -> list[int | None]:
@@ -251,24 +261,41 @@ def _check_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> bool:
         if previous == spec:
             if resume:
                 return True
-            raise FileExistsError(f"out: {out} holds this job already; resume it, or pass "
-                                  "overwrite=True (--force) to start again")
+            raise FileExistsError(
+                f"out: {out} holds this job already; resume it, or pass "
+                "overwrite=True (--force) to start again"
+            )
         differs = sorted(k for k in spec if previous is None or previous.get(k) != spec[k])
-        raise FileExistsError(f"out: {out} holds a different job (differs in: "
-                              f"{', '.join(differs)}); choose another folder or pass "
-                              "overwrite=True (--force) to replace it")
+        raise FileExistsError(
+            f"out: {out} holds a different job (differs in: "
+            f"{', '.join(differs)}); choose another folder or pass "
+            "overwrite=True (--force) to replace it"
+        )
     if any(out.iterdir()):
-        raise FileExistsError(f"out: {out} exists and is not empty; pass overwrite=True "
-                              "(--force) to replace what kerasviz writes there")
+        raise FileExistsError(
+            f"out: {out} exists and is not empty; pass overwrite=True "
+            "(--force) to replace what kerasviz writes there"
+        )
     return False
 
 
-def explain_folder(model, images, method: str = "occlusion", out="kerasviz-explain",
-                   batch_size: int = 32, targets=None, settings: Mapping | None = None,
-                   scale: float = 1 / 255, offset: float = 0.0,
-                   class_names: Sequence[str] | None = None, resume: bool = True,
-                   overwrite: bool = False, png: bool = True, progress: bool = True,
-                   strategy=None) -> JobResult:
+def explain_folder(
+    model,
+    images,
+    method: str = "occlusion",
+    out="kerasviz-explain",
+    batch_size: int = 32,
+    targets=None,
+    settings: Mapping | None = None,
+    scale: float = 1 / 255,
+    offset: float = 0.0,
+    class_names: Sequence[str] | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    png: bool = True,
+    progress: bool = True,
+    strategy=None,
+) -> JobResult:
     """Explain every image file of a folder with one method; resumable and in bounded memory.
 
     Args:
@@ -316,8 +343,10 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
     shape = inspect.input_shape(model)
     if len(shape) != 3 or shape[0] is None or shape[1] is None:
-        raise ValueError(f"Expected a model with fixed-size image inputs (H, W, C). Received: "
-                         f"input shape {shape}")
+        raise ValueError(
+            f"Expected a model with fixed-size image inputs (H, W, C). Received: "
+            f"input shape {shape}"
+        )
     chosen = dict(attribution.default_settings(method, shape))
     chosen.update(settings or {})
     chosen.setdefault("batch_size", batch_size)
@@ -329,14 +358,19 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     num_classes = scorer.num_classes
     wanted = _resolve_targets(targets, names, num_classes)
     if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"Expected {num_classes} `class_names` (one per class). Received "
-                         f"{len(class_names)}")
-    labels = [str(c) for c in class_names] if class_names else [
-        str(i) for i in range(num_classes)]
-    spec = {"kind": "explain", "method": method, "settings": settings_json,
-            "model": {"name": model.name, "weights": fingerprint(model)},
-            "scale": float(scale), "offset": float(offset),
-            "targets": _jsonable(targets)}
+        raise ValueError(
+            f"Expected {num_classes} `class_names` (one per class). Received {len(class_names)}"
+        )
+    labels = [str(c) for c in class_names] if class_names else [str(i) for i in range(num_classes)]
+    spec = {
+        "kind": "explain",
+        "method": method,
+        "settings": settings_json,
+        "model": {"name": model.name, "weights": fingerprint(model)},
+        "scale": float(scale),
+        "offset": float(offset),
+        "targets": _jsonable(targets),
+    }
 
     out = Path(out)
     resuming = _check_out(out, spec, resume, overwrite)
@@ -348,8 +382,12 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     manifest_path = out / MANIFEST
     suffix = f".{method}"
     rows = read_manifest(manifest_path) if resuming else []
-    kept = [r for r in rows if (out / f"{r['name']}{suffix}.npy").is_file()
-            and (not png or (out / f"{r['name']}{suffix}.png").is_file())]
+    kept = [
+        r
+        for r in rows
+        if (out / f"{r['name']}{suffix}.npy").is_file()
+        and (not png or (out / f"{r['name']}{suffix}.png").is_file())
+    ]
     if not resuming or len(kept) < len(rows):  # start afresh, or forget maps deleted since
         data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
         _atomic_write(manifest_path, lambda f: f.write(data))
@@ -358,15 +396,19 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
     del rows, kept  # only the names are needed from here on
 
     h, w, c = (int(s) for s in shape)
-    batches = [(s, e) for s, e in _compute.padded_chunks(len(files), batch_size)
-               if any(names[i] not in finished for i in range(s, e))]
+    batches = [
+        (s, e)
+        for s, e in _compute.padded_chunks(len(files), batch_size)
+        if any(names[i] not in finished for i in range(s, e))
+    ]
     skipped = sum(name in finished for name in names)
     bar = Progress(len(files), skipped, f"explain {method}", enabled=progress)
 
     def load(span):
         s, e = span
-        return np.stack([imageio.load_image(files[i], (h, w), c, scale, offset)
-                         for i in range(s, e)])
+        return np.stack(
+            [imageio.load_image(files[i], (h, w), c, scale, offset) for i in range(s, e)]
+        )
 
     written = 0
     with ThreadPoolExecutor(max_workers=1) as reader, open(manifest_path, "ab") as manifest:
@@ -376,8 +418,10 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
             pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
             scores = scorer.predict(batch)  # (B, K)
             top = np.argmax(scores, axis=-1)  # (B,) Scorer.targets' rule, without a 2nd pass
-            picked = np.array([top[j] if wanted[i] is None else wanted[i]
-                               for j, i in enumerate(range(s, e))], np.int32)
+            picked = np.array(
+                [top[j] if wanted[i] is None else wanted[i] for j, i in enumerate(range(s, e))],
+                np.int32,
+            )
             maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
             lines = []
             for j, i in enumerate(range(s, e)):
@@ -386,17 +430,27 @@ def explain_folder(model, images, method: str = "occlusion", out="kerasviz-expla
                     continue
                 target = int(picked[j])
                 base = out / f"{name}{suffix}"
-                _atomic_write(base.with_name(base.name + ".npy"),
-                              lambda f, m=maps[j]: np.save(f, m))
+                _atomic_write(
+                    base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
+                )
                 if png:
                     data = png_bytes(overlay_rgb(batch[j], maps[j]))
-                    _atomic_write(base.with_name(base.name + ".png"),
-                                  lambda f, d=data: f.write(d))
-                lines.append(json.dumps({
-                    "file": files[i], "name": name, "target": target,
-                    "class": labels[target], "score": float(scores[j, target]),
-                    "method": method, "settings": settings_json,
-                }, sort_keys=True) + "\n")
+                    _atomic_write(base.with_name(base.name + ".png"), lambda f, d=data: f.write(d))
+                lines.append(
+                    json.dumps(
+                        {
+                            "file": files[i],
+                            "name": name,
+                            "target": target,
+                            "class": labels[target],
+                            "score": float(scores[j, target]),
+                            "method": method,
+                            "settings": settings_json,
+                        },
+                        sort_keys=True,
+                    )
+                    + "\n"
+                )
             # One write per batch; a kill inside it leaves a torn line that a restart drops.
             manifest.write("".join(lines).encode())
             manifest.flush()

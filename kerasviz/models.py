@@ -44,8 +44,10 @@ def load(name: str):
     """
     p = path(name)
     if not p.is_file():
-        raise FileNotFoundError(f"No model file at {p}. Train the shipped models with "
-                                "`python examples/train_models.py`.")
+        raise FileNotFoundError(
+            f"No model file at {p}. Train the shipped models with "
+            "`python examples/train_models.py`."
+        )
     import keras
 
     try:
@@ -62,10 +64,13 @@ def card(name: str) -> dict:
     return json.loads(p.read_text())
 
 
-def preprocessing(card: dict, scale: float | None = None,
-                  offset: float | None = None) -> tuple[float, float]:
+def preprocessing(
+    card: dict, scale: float | None = None, offset: float | None = None
+) -> tuple[float, float]:
     """``(scale, offset)`` mapping 8-bit pixels to model inputs: given values win, then the
     card's ``preprocessing``, then ``1/255`` and ``0``."""
     prep = card.get("preprocessing", {})
-    return (prep.get("scale", 1 / 255) if scale is None else scale,
-            prep.get("offset", 0.0) if offset is None else offset)
+    return (
+        prep.get("scale", 1 / 255) if scale is None else scale,
+        prep.get("offset", 0.0) if offset is None else offset,
+    )

@@ -63,12 +63,15 @@ code, pre { background: #f4f4f4; padding: 2px 4px; }
 
 def _render(page: _Page, title: str, subtitle: str) -> str:
     nav = " ".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t, _ in page.sections)
-    body = "\n".join(f'<section id="{k}"><h2>{html.escape(t)}</h2>\n{b}\n</section>'
-                     for k, t, b in page.sections)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=\"note\">{html.escape(subtitle)}</p>"
-            f"<nav>{nav}</nav>\n{body}\n</body></html>\n")
+    body = "\n".join(
+        f'<section id="{k}"><h2>{html.escape(t)}</h2>\n{b}\n</section>' for k, t, b in page.sections
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{html.escape(title)}</h1><p class="note">{html.escape(subtitle)}</p>'
+        f"<nav>{nav}</nav>\n{body}\n</body></html>\n"
+    )
 
 
 def _summary_section(page: _Page, model, card: dict, rows) -> None:
@@ -76,16 +79,30 @@ def _summary_section(page: _Page, model, card: dict, rows) -> None:
 
     table = _table(
         ("path", "type", "output shape", "params", "filters", "activations", "CAM"),
-        [(r.path, r.type, r.output_shape, f"{r.params:,}", "yes" if r.filters else "",
-          "yes" if r.activations else "", "yes" if r.cam else "") for r in rows],
+        [
+            (
+                r.path,
+                r.type,
+                r.output_shape,
+                f"{r.params:,}",
+                "yes" if r.filters else "",
+                "yes" if r.activations else "",
+                "yes" if r.cam else "",
+            )
+            for r in rows
+        ],
     )
-    facts = [("input", inspect.input_shape(model)), ("classes", inspect.num_outputs(model)),
-             ("parameters", f"{model.count_params():,}"),
-             ("head", inspect.head_activation(model) or "linear")]
+    facts = [
+        ("input", inspect.input_shape(model)),
+        ("classes", inspect.num_outputs(model)),
+        ("parameters", f"{model.count_params():,}"),
+        ("head", inspect.head_activation(model) or "linear"),
+    ]
     for key in ("data", "accuracy", "input_range", "trained_by"):
         if key in card:
-            facts.append((key, json.dumps(card[key]) if not isinstance(card[key], str)
-                          else card[key]))
+            facts.append(
+                (key, json.dumps(card[key]) if not isinstance(card[key], str) else card[key])
+            )
     page.add("summary", "Model", _table(("", ""), facts) + "<h3>Layers</h3>" + table)
 
 
@@ -97,9 +114,14 @@ def _predictions_section(page: _Page, images, names, probs, class_names) -> None
     for i, name in enumerate(names):
         order = np.argsort(-probs[i])[:k]
         rows.append((name, *[f"{class_names[c]}: {probs[i, c]:.3f}" for c in order]))
-    fig = plot.image_grid(images, titles=[f"{n}\n{class_names[int(np.argmax(p))]}"
-                                           for n, p in zip(names, probs, strict=True)],
-                           cols=min(8, len(names)), size=1.6)
+    fig = plot.image_grid(
+        images,
+        titles=[
+            f"{n}\n{class_names[int(np.argmax(p))]}" for n, p in zip(names, probs, strict=True)
+        ],
+        cols=min(8, len(names)),
+        size=1.6,
+    )
     img = page.figure(fig, "inputs", "input images with their top class")
     header = ("image", *[f"top {j + 1}" for j in range(k)])
     page.add("predictions", "Inputs and top predictions", img + _table(header, rows))
@@ -110,29 +132,43 @@ def _filters_section(page: _Page, model, rows) -> None:
 
     convs = [r for r in rows if r.filters]
     if not convs:
-        page.add("filters", "Filters", "<p class=\"note\">No convolution layer.</p>")
+        page.add("filters", "Filters", '<p class="note">No convolution layer.</p>')
         return
     first = filters.filters(model, convs[0].path)
-    parts = [f"<h3>First layer: <code>{html.escape(convs[0].path)}</code>, {first.shape[0]} "
-             f"filters of {first.shape[1]}x{first.shape[2]}x{first.shape[3]}</h3>"]
+    parts = [
+        f"<h3>First layer: <code>{html.escape(convs[0].path)}</code>, {first.shape[0]} "
+        f"filters of {first.shape[1]}x{first.shape[2]}x{first.shape[3]}</h3>"
+    ]
     if first.shape[-1] in (1, 3):
         order = filters.order(first)[:64]
         fig = plot.filter_tiles(first, indices=order)
-        parts.append("<p class=\"note\">Strongest first (L2 norm under each tile); grey is "
-                     "zero, so colour or brightness shows the sign of the weights.</p>")
+        parts.append(
+            '<p class="note">Strongest first (L2 norm under each tile); grey is '
+            "zero, so colour or brightness shows the sign of the weights.</p>"
+        )
         parts.append(page.figure(fig, "filters_first", "first-layer filters"))
     else:
-        parts.append(page.figure(plot.filter_grid(first, sort="norm"), "filters_first",
-                                 "first-layer filter slices"))
+        parts.append(
+            page.figure(
+                plot.filter_grid(first, sort="norm"), "filters_first", "first-layer filter slices"
+            )
+        )
     if len(convs) > 1:
         second = filters.filters(model, convs[1].path)
-        parts.append(f"<h3>Second layer: <code>{html.escape(convs[1].path)}</code>, "
-                     f"{second.shape[0]} filters of {second.shape[1]}x{second.shape[2]}x"
-                     f"{second.shape[3]}</h3><p class=\"note\">Not an image any more: one "
-                     "greyscale slice per input channel (columns) for the 16 strongest filters "
-                     "(rows).</p>")
-        parts.append(page.figure(plot.filter_grid(second, sort="norm"), "filters_second",
-                                 "second-layer filter slices"))
+        parts.append(
+            f"<h3>Second layer: <code>{html.escape(convs[1].path)}</code>, "
+            f"{second.shape[0]} filters of {second.shape[1]}x{second.shape[2]}x"
+            f'{second.shape[3]}</h3><p class="note">Not an image any more: one '
+            "greyscale slice per input channel (columns) for the 16 strongest filters "
+            "(rows).</p>"
+        )
+        parts.append(
+            page.figure(
+                plot.filter_grid(second, sort="norm"),
+                "filters_second",
+                "second-layer filter slices",
+            )
+        )
     page.add("filters", "Filters", "".join(parts))
 
 
@@ -142,27 +178,31 @@ def _activations_section(page: _Page, model, images, names, layers, rows) -> Non
     if layers is None:
         layers = [r.path for r in rows if r.filters]
     if not layers:
-        page.add("activations", "Activation maps", "<p class=\"note\">No layer chosen.</p>")
+        page.add("activations", "Activation maps", '<p class="note">No layer chosen.</p>')
         return
     maps = activations.activations(model, images, layers)
-    parts = ["<p class=\"note\">For each layer and image, the 16 channels with the highest "
-             "mean activation (one colour scale per layer and image).</p>"]
+    parts = [
+        '<p class="note">For each layer and image, the 16 channels with the highest '
+        "mean activation (one colour scale per layer and image).</p>"
+    ]
     for li, (layer, values) in enumerate(maps.items()):
         if values.ndim != 4:
-            parts.append(f"<p>{html.escape(layer)}: output of shape {values.shape[1:]} is not a "
-                         "spatial map.</p>")
+            parts.append(
+                f"<p>{html.escape(layer)}: output of shape {values.shape[1:]} is not a "
+                "spatial map.</p>"
+            )
             continue
         parts.append(f"<h3><code>{html.escape(layer)}</code> {values.shape[1:]}</h3>")
         top, _ = activations.top_channels(values, k=min(16, values.shape[-1]))
         for i, name in enumerate(names):
-            fig = plot.activation_grid(values[i], channels=top[i], cols=8, size=0.8,
-                                       title=f"{name}: {layer}")
+            fig = plot.activation_grid(
+                values[i], channels=top[i], cols=8, size=0.8, title=f"{name}: {layer}"
+            )
             parts.append(page.figure(fig, f"act_{li}_{i}", f"{layer} on {name}", width=560))
     page.add("activations", "Activation maps", "".join(parts))
 
 
-def _explanations_section(page: _Page, model, images, names, targets, class_names,
-                          methods) -> None:
+def _explanations_section(page: _Page, model, images, names, targets, class_names, methods) -> None:
     from kerasviz import attribution, plot
 
     maps: dict[str, np.ndarray] = {}
@@ -173,17 +213,21 @@ def _explanations_section(page: _Page, model, images, names, targets, class_name
         maps[method] = explainer.explain(images, targets)
         took = time.perf_counter() - start
         page.timings[f"explain:{method}"] = took
-        rows.append((method, type(explainer).__name__, f"{took:.2f}",
-                     f"{took / len(images):.3f}"))
+        rows.append((method, type(explainer).__name__, f"{took:.2f}", f"{took / len(images):.3f}"))
     labels = [f"{n}: {class_names[t]}" for n, t in zip(names, targets, strict=True)]
     fig = plot.explanation_grid(images, maps, titles=labels)
     img = page.figure(fig, "explanations", "explanations: images by methods")
-    note = ("<p class=\"note\">Each column is one method's map for the top class of each "
-            "image, over the image. Occlusion: score drop when a patch is hidden; Grad-CAM: "
-            "gradient-weighted last conv map; saliency: input gradient magnitude; LIME: "
-            "weights of a local linear fit on superpixels.</p>")
-    page.add("explanations", "Which pixels matter", note + img + _table(
-        ("method", "class", "seconds", "seconds per image"), rows))
+    note = (
+        '<p class="note">Each column is one method\'s map for the top class of each '
+        "image, over the image. Occlusion: score drop when a patch is hidden; Grad-CAM: "
+        "gradient-weighted last conv map; saliency: input gradient magnitude; LIME: "
+        "weights of a local linear fit on superpixels.</p>"
+    )
+    page.add(
+        "explanations",
+        "Which pixels matter",
+        note + img + _table(("method", "class", "seconds", "seconds per image"), rows),
+    )
 
 
 def _reference_set(model_name: str | None, reference, input_shape, scale, offset):
@@ -205,14 +249,19 @@ def _reference_set(model_name: str | None, reference, input_shape, scale, offset
     return None
 
 
-def _feature_section(page: _Page, model, images, names, reference, class_names,
-                     progress: bool) -> None:
+def _feature_section(
+    page: _Page, model, images, names, reference, class_names, progress: bool
+) -> None:
     from kerasviz import embedding, plot
 
     if reference is None:
-        page.add("features", "Feature space", "<p class=\"note\">No reference set: pass "
-                 "<code>--reference DIR</code> (images, optionally one sub-folder per class) to "
-                 "see nearest neighbours and a 2-D map of the penultimate layer.</p>")
+        page.add(
+            "features",
+            "Feature space",
+            '<p class="note">No reference set: pass '
+            "<code>--reference DIR</code> (images, optionally one sub-folder per class) to "
+            "see nearest neighbours and a 2-D map of the penultimate layer.</p>",
+        )
         return
     ref_images, ref_labels, ref_names = reference
     start = time.perf_counter()
@@ -220,46 +269,66 @@ def _feature_section(page: _Page, model, images, names, reference, class_names,
     ref_vectors = extractor.extract(ref_images, progress=progress)
     vectors = extractor.extract(images)
     idx, dist = embedding.nearest(ref_vectors, vectors, k=min(6, len(ref_images)))
-    fig = plot.neighbor_strips(images, ref_images[idx], dist,
-                               neighbor_labels=None if ref_labels is None else ref_labels[idx],
-                               class_names=ref_names)
+    fig = plot.neighbor_strips(
+        images,
+        ref_images[idx],
+        dist,
+        neighbor_labels=None if ref_labels is None else ref_labels[idx],
+        class_names=ref_names,
+    )
     strips = page.figure(fig, "neighbours", "nearest neighbours in feature space")
     # t-SNE costs seconds per thousand points: the map shows a seeded subsample.
     shown = np.sort(np.random.default_rng(0).permutation(len(ref_images))[:MAP_POINTS])
     method = "tsne" if len(shown) >= 10 else "pca"
     points = embedding.project(ref_vectors[shown], method=method, seed=0)
-    fig = plot.embedding_map(points, None if ref_labels is None else ref_labels[shown],
-                             ref_images[shown], thumbnails=40, class_names=ref_names,
-                             title=f"{method.upper()} map of {len(shown)} reference images")
+    fig = plot.embedding_map(
+        points,
+        None if ref_labels is None else ref_labels[shown],
+        ref_images[shown],
+        thumbnails=40,
+        class_names=ref_names,
+        title=f"{method.upper()} map of {len(shown)} reference images",
+    )
     scatter = page.figure(fig, "feature_map", "2-D map of the reference set", width=700)
     labels = None if ref_labels is None else [ref_names[i] for i in ref_labels]
-    embedding.export_projector(page.root / "projector", ref_vectors, labels=labels,
-                               images=ref_images)
+    embedding.export_projector(
+        page.root / "projector", ref_vectors, labels=labels, images=ref_images
+    )
     page.timings["features"] = time.perf_counter() - start
     layer = extractor.layer
     purity = ""
     if ref_labels is not None:
         clusters = embedding.kmeans(ref_vectors, n_clusters=len(ref_names), seed=0)
-        purity = (f" KMeans({len(ref_names)}) cluster purity against the labels: "
-                  f"{embedding.purity(clusters, ref_labels):.3f}.")
-    page.add("features", "Feature space", (
-        f"<p class=\"note\">Feature vectors ({ref_vectors.shape[1]} values, layer "
-        f"<code>{html.escape(str(layer))}</code>) of {len(ref_images)} reference images.{purity}"
-        "</p><h3>Nearest neighbours of each input</h3>" + strips +
-        f"<h3>{method.upper()} map</h3>" + scatter +
-        "<h3>TensorBoard embedding projector</h3><p>The folder <code>projector/</code> holds "
-        "the vectors, labels and a sprite. Open it with</p><pre>tensorboard --logdir "
-        "projector --host 127.0.0.1</pre><p>and choose <em>Projector</em>.</p>"))
-
-
+        purity = (
+            f" KMeans({len(ref_names)}) cluster purity against the labels: "
+            f"{embedding.purity(clusters, ref_labels):.3f}."
+        )
+    page.add(
+        "features",
+        "Feature space",
+        (
+            f'<p class="note">Feature vectors ({ref_vectors.shape[1]} values, layer '
+            f"<code>{html.escape(str(layer))}</code>) of {len(ref_images)} reference "
+            f"images.{purity}"
+            "</p><h3>Nearest neighbours of each input</h3>"
+            + strips
+            + f"<h3>{method.upper()} map</h3>"
+            + scatter
+            + "<h3>TensorBoard embedding projector</h3><p>The folder <code>projector/</code> holds "
+            "the vectors, labels and a sprite. Open it with</p><pre>tensorboard --logdir "
+            "projector --host 127.0.0.1</pre><p>and choose <em>Projector</em>.</p>"
+        ),
+    )
 
 
 def _class_names(path, card: dict, n: int) -> list[str]:
     if path is not None:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
         if len(names) != n:
-            raise ValueError(f"class_names: {path} has {len(names)} names; the model has {n} "
-                             "classes (one name per line expected).")
+            raise ValueError(
+                f"class_names: {path} has {len(names)} names; the model has {n} "
+                "classes (one name per line expected)."
+            )
         return names
     names = card.get("class_names")
     if names and len(names) == n:
@@ -267,10 +336,20 @@ def _class_names(path, card: dict, n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def build_report(model="digits_cnn", images=None, out="kerasviz-report",
-                 methods=DEFAULT_METHODS, layers=None, class_names=None, scale=None,
-                 offset=None, reference=None, force: bool = False, progress: bool = True,
-                 max_images: int = 8) -> Path:
+def build_report(
+    model="digits_cnn",
+    images=None,
+    out="kerasviz-report",
+    methods=DEFAULT_METHODS,
+    layers=None,
+    class_names=None,
+    scale=None,
+    offset=None,
+    reference=None,
+    force: bool = False,
+    progress: bool = True,
+    max_images: int = 8,
+) -> Path:
     """Render the HTML report of a model on a few images into ``out/index.html``.
 
     Args:
@@ -322,15 +401,19 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
         import keras
 
         if not isinstance(model, keras.Model):
-            raise TypeError("Expected `model` to be a keras.Model, a shipped model name or a "
-                            f".keras path. Received: model of type {type(model).__name__}")
+            raise TypeError(
+                "Expected `model` to be a keras.Model, a shipped model name or a "
+                f".keras path. Received: model of type {type(model).__name__}"
+            )
         keras_model, card, model_ref = model, {}, None
     shape = inspect.input_shape(keras_model)
     scale, offset = models.preprocessing(card, scale, offset)
     if images is None:
         if model_ref not in DEFAULT_SAMPLES:
-            raise ValueError("images: this model has no shipped samples; pass image files or a "
-                             "folder (--images).")
+            raise ValueError(
+                "images: this model has no shipped samples; pass image files or a "
+                "folder (--images)."
+            )
         images = models.models_dir() / "samples" / DEFAULT_SAMPLES[model_ref]
     batch, files = imageio.load_images(images, shape, scale, offset)
     batch, files = batch[:max_images], files[:max_images]
@@ -363,15 +446,25 @@ def build_report(model="digits_cnn", images=None, out="kerasviz-report",
         _feature_section(page, keras_model, batch, names, ref_set, classes, progress)
         total = time.perf_counter() - started
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in page.timings.items())
-        subtitle = (f"{keras_model.name} on {len(batch)} images; made by kerasviz in "
-                    f"{total:.1f} s ({timing}).")
-        (tmp / "index.html").write_text(_render(page, f"kerasviz report: {keras_model.name}",
-                                                subtitle))
-        (tmp / "report.json").write_text(json.dumps(
-            {"model": model_ref or keras_model.name, "images": [str(f) for f in files],
-             "methods": list(methods),
-             "seconds": round(total, 2), "timings": {k: round(v, 3) for k, v in
-                                                      page.timings.items()}}, indent=2))
+        subtitle = (
+            f"{keras_model.name} on {len(batch)} images; made by kerasviz in "
+            f"{total:.1f} s ({timing})."
+        )
+        (tmp / "index.html").write_text(
+            _render(page, f"kerasviz report: {keras_model.name}", subtitle)
+        )
+        (tmp / "report.json").write_text(
+            json.dumps(
+                {
+                    "model": model_ref or keras_model.name,
+                    "images": [str(f) for f in files],
+                    "methods": list(methods),
+                    "seconds": round(total, 2),
+                    "timings": {k: round(v, 3) for k, v in page.timings.items()},
+                },
+                indent=2,
+            )
+        )
         if out.exists():
             old = out.with_name(f".{out.name}-old-{time.time_ns()}")
             out.rename(old)

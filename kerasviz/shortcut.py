@@ -25,11 +25,17 @@ from kerasviz import _checks
 # Friendly method names -> (registry name in kerasviz.attribution, default settings). The defaults
 # suit small images of whole objects on a background; pass settings to override them.
 METHODS = {
-    "lime": ("lime", {"segmentation": "felzenszwalb",
-                      "segmentation_args": {"scale": 50, "min_size": 10},
-                      "fill": "blur", "output": "logit", "num_samples": 500}),
-    "occlusion": ("occlusion", {"patch": 8, "stride": 4, "fill": "blur",
-                                "output": "probability"}),
+    "lime": (
+        "lime",
+        {
+            "segmentation": "felzenszwalb",
+            "segmentation_args": {"scale": 50, "min_size": 10},
+            "fill": "blur",
+            "output": "logit",
+            "num_samples": 500,
+        },
+    ),
+    "occlusion": ("occlusion", {"patch": 8, "stride": 4, "fill": "blur", "output": "probability"}),
     "gradcam": ("gradcam", {}),
 }
 
@@ -55,15 +61,19 @@ def background_reliance(explanations, masks, margin: int = 0) -> np.ndarray:
     m = np.asarray(masks)
     if m.dtype != bool:
         if not np.all(np.isin(m, (0, 1))):
-            raise TypeError("Expected `masks` of booleans (or 0/1). "
-                            f"Received: dtype={m.dtype} with other values")
+            raise TypeError(
+                "Expected `masks` of booleans (or 0/1). "
+                f"Received: dtype={m.dtype} with other values"
+            )
         m = m.astype(bool)
     maps, single = _checks.as_batch(maps, "N, H, W", "explanations")
     if single and m.ndim == 2:
         m = m[None]
     if m.shape != maps.shape:
-        raise ValueError(f"Expected `masks` of shape {maps.shape} like `explanations`. "
-                         f"Received: masks.shape={np.shape(masks)}")
+        raise ValueError(
+            f"Expected `masks` of shape {maps.shape} like `explanations`. "
+            f"Received: masks.shape={np.shape(masks)}"
+        )
     margin = _checks.check_positive_int(margin, "margin", minimum=0)
     if margin:
         from scipy.ndimage import distance_transform_edt
@@ -113,8 +123,10 @@ def explainer(model, method, **settings):
     if hasattr(method, "explain"):
         return method
     if not isinstance(method, str):
-        raise TypeError("Expected `method` to be a name or an object with `explain(inputs, "
-                        f"targets)`. Received: {type(method)!r}")
+        raise TypeError(
+            "Expected `method` to be a name or an object with `explain(inputs, "
+            f"targets)`. Received: {type(method)!r}"
+        )
     from kerasviz import attribution
 
     key = method.lower().replace("-", "").replace("_", "")
@@ -198,9 +210,18 @@ class ShortcutReport:
         return self.accuracy - self.swapped_accuracy
 
 
-def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
-                    explain: str = "label", margin: int = 0, batch_size: int = 64,
-                    **settings) -> ShortcutReport:
+def shortcut_report(
+    model,
+    images,
+    masks,
+    labels,
+    method="lime",
+    swapped=None,
+    explain: str = "label",
+    margin: int = 0,
+    batch_size: int = 64,
+    **settings,
+) -> ShortcutReport:
     """Background reliance of ``model``'s explanations and its swapped-background accuracy.
 
     For LIME the mass of a superpixel is its weight, spread over its pixels
@@ -229,14 +250,17 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     n, h, w = batch.shape[:3]
     m = np.asarray(masks)
     if m.shape != (n, h, w):
-        raise ValueError(f"Expected `masks` of shape ({n}, {h}, {w}) (N, H, W) like `images`. "
-                         f"Received: masks.shape={m.shape}")
+        raise ValueError(
+            f"Expected `masks` of shape ({n}, {h}, {w}) (N, H, W) like `images`. "
+            f"Received: masks.shape={m.shape}"
+        )
     y = _labels(labels, n)
     if explain not in ("label", "prediction"):
         raise ValueError(f"Expected `explain` in ('label', 'prediction'). Received: {explain!r}")
     if swapped is not None and (not isinstance(swapped, tuple | list) or len(swapped) != 2):
-        raise ValueError("Expected `swapped` to be (images, labels) or None. "
-                         f"Received: {type(swapped)!r}")
+        raise ValueError(
+            f"Expected `swapped` to be (images, labels) or None. Received: {type(swapped)!r}"
+        )
 
     def acc(x, labels_):
         xb, _ = scorer.check_inputs(x, name="swapped images")
@@ -270,9 +294,17 @@ def shortcut_report(model, images, masks, labels, method="lime", swapped=None,
     )
 
 
-def compare(models: dict, images, masks, labels, methods=("lime", "occlusion", "gradcam"),
-            swapped=None, margin: int = 0, skip_missing: bool = True,
-            settings: dict | None = None) -> dict[str, dict[str, ShortcutReport]]:
+def compare(
+    models: dict,
+    images,
+    masks,
+    labels,
+    methods=("lime", "occlusion", "gradcam"),
+    swapped=None,
+    margin: int = 0,
+    skip_missing: bool = True,
+    settings: dict | None = None,
+) -> dict[str, dict[str, ShortcutReport]]:
     """`shortcut_report` for several models and methods: ``{model: {method: report}}``.
 
     Args:
@@ -290,8 +322,16 @@ def compare(models: dict, images, masks, labels, methods=("lime", "occlusion", "
         out[model_name] = {}
         for method in methods:
             try:
-                report = shortcut_report(model, images, masks, labels, method, swapped=swapped,
-                                         margin=margin, **settings.get(method, {}))
+                report = shortcut_report(
+                    model,
+                    images,
+                    masks,
+                    labels,
+                    method,
+                    swapped=swapped,
+                    margin=margin,
+                    **settings.get(method, {}),
+                )
             except ImportError:
                 if not skip_missing:
                     raise
@@ -313,8 +353,11 @@ def format_table(reports: dict[str, dict[str, ShortcutReport]], margins=None) ->
     cols = []
     for mg in margins:
         cols += ["reliance", "chance"] if mg is None else [f"rel@{mg}px", f"chance@{mg}"]
-    head = (f"{'model':<14}{'method':<12}" + "".join(f"{c:>10}" for c in cols)
-            + f"{'accuracy':>10}{'swapped':>9}{'drop':>7}")
+    head = (
+        f"{'model':<14}{'method':<12}"
+        + "".join(f"{c:>10}" for c in cols)
+        + f"{'accuracy':>10}{'swapped':>9}{'drop':>7}"
+    )
     lines = [head, "-" * len(head)]
     for model_name, by_method in reports.items():
         for method, r in by_method.items():
@@ -323,9 +366,12 @@ def format_table(reports: dict[str, dict[str, ShortcutReport]], margins=None) ->
                 mg = r.margin if mg is None else mg
                 share = background_reliance(np.ones(r.masks.shape), r.masks, margin=mg)
                 values += [r.reliance_at(mg), float(np.mean(share))]
-            lines.append(f"{model_name:<14}{method:<12}" + "".join(f"{v:>10.2f}" for v in values)
-                         + f"{r.accuracy:>10.2f}{r.swapped_accuracy:>9.2f}"
-                         f"{r.accuracy_drop:>7.2f}")
+            lines.append(
+                f"{model_name:<14}{method:<12}"
+                + "".join(f"{v:>10.2f}" for v in values)
+                + f"{r.accuracy:>10.2f}{r.swapped_accuracy:>9.2f}"
+                f"{r.accuracy_drop:>7.2f}"
+            )
     return "\n".join(lines)
 
 

@@ -21,8 +21,7 @@ def test_functional_equals_direct_submodel(keras, functional_model):
     maps = ka.activations(functional_model, x, ["conv1", "conv2"], batch_size=2)
     assert list(maps) == ["conv1", "conv2"]
     for name in ("conv1", "conv2"):
-        direct = keras.Model(functional_model.input,
-                             functional_model.get_layer(name).output)(x)
+        direct = keras.Model(functional_model.input, functional_model.get_layer(name).output)(x)
         np.testing.assert_allclose(maps[name], np.asarray(direct), rtol=1e-5, atol=1e-5)
         assert maps[name].dtype == np.float32
 
@@ -50,8 +49,9 @@ def test_nested_backbone_equals_inner_model(keras, nested_model):
     maps = ka.activations(nested_model, x, [path, "gap"])
     inner = keras.Model(base.input, base.get_layer("block_1_expand_relu").output)
     np.testing.assert_allclose(maps[path], np.asarray(inner(x)), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(maps["gap"], np.asarray(base(x)).mean(axis=(1, 2)),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        maps["gap"], np.asarray(base(x)).mean(axis=(1, 2)), rtol=1e-4, atol=1e-4
+    )
     assert inspect.find_layer(nested_model, path).name == "block_1_expand_relu"
 
 
@@ -100,8 +100,7 @@ def linear_model(keras):
     inputs = keras.Input((8, 8, 1))
     whole = keras.layers.Conv2D(1, 8, use_bias=False, name="whole")(inputs)
     local = keras.layers.Conv2D(2, 3, use_bias=False, name="local")(inputs)
-    out = keras.layers.Concatenate()([keras.layers.Flatten()(whole),
-                                      keras.layers.Flatten()(local)])
+    out = keras.layers.Concatenate()([keras.layers.Flatten()(whole), keras.layers.Flatten()(local)])
     model = keras.Model(inputs, out, name="linear")
     w = rng.choice([-1.0, 1.0], size=(8, 8, 1, 1)) * rng.uniform(0.5, 1.0, (8, 8, 1, 1))
     model.get_layer("whole").set_weights([w.astype(np.float32)])
@@ -136,8 +135,9 @@ def test_fourier_parameterization_reaches_the_optimum(linear_model):
     model, w = linear_model
     start, best = float(np.sum(w * 0.5)), float(np.sum(np.maximum(w, 0)))
     for parameterization in ("pixel", "fourier"):
-        am = ka.ActivationMaximization(model, "whole", steps=40, **NO_TRANSFORMS,
-                                       parameterization=parameterization)
+        am = ka.ActivationMaximization(
+            model, "whole", steps=40, **NO_TRANSFORMS, parameterization=parameterization
+        )
         value = float(am.unit_values(am.maximize(0, **QUIET), [0])[0])
         assert value >= start + 0.75 * (best - start), parameterization
 
@@ -151,8 +151,7 @@ def test_default_transforms_on_a_smooth_unit(keras):
     w[:, 8:] = -1.0
     model.get_layer("halves").set_weights([w[:, :, None, None]])
     for parameterization in ("pixel", "fourier"):
-        am = ka.ActivationMaximization(model, "halves", steps=40,
-                                       parameterization=parameterization)
+        am = ka.ActivationMaximization(model, "halves", steps=40, parameterization=parameterization)
         img = am.maximize(0, **QUIET)[0, :, :, 0]
         assert img[:, :6].mean() > 0.75 and img[:, 10:].mean() < 0.25, parameterization
 
@@ -191,7 +190,8 @@ def test_class_logit_through_logits_view(keras):
     rng = np.random.default_rng(5)
     inputs = keras.Input((6, 6, 1))
     out = keras.layers.Dense(2, activation="softmax", name="predictions")(
-        keras.layers.Flatten()(inputs))
+        keras.layers.Flatten()(inputs)
+    )
     model = keras.Model(inputs, out)
     w = rng.normal(size=(36, 2)).astype(np.float32)
     model.get_layer("predictions").set_weights([w, np.zeros(2, np.float32)])
@@ -249,19 +249,26 @@ def test_reaches_tf_keras_vis_activation_in_same_steps(keras, functional_model):
     from tf_keras_vis.utils.scores import CategoricalScore
 
     steps, units = 32, [0, 1, 2, 3]
-    ours = ka.ActivationMaximization(functional_model, "conv2", steps=steps, learning_rate=0.25,
-                                     **NO_TRANSFORMS)
-    seeds = np.concatenate([np.asarray(tf.random.stateless_uniform((1, 16, 16, 3), (0, u)))
-                            for u in units])
+    ours = ka.ActivationMaximization(
+        functional_model, "conv2", steps=steps, learning_rate=0.25, **NO_TRANSFORMS
+    )
+    seeds = np.concatenate(
+        [np.asarray(tf.random.stateless_uniform((1, 16, 16, 3), (0, u))) for u in units]
+    )
     mine = ours.unit_values(ours.maximize(units, start=seeds, **QUIET), units)
     conv2 = functional_model.get_layer("conv2").output
-    scored = keras.Model(functional_model.inputs,
-                         keras.layers.GlobalAveragePooling2D()(conv2))
+    scored = keras.Model(functional_model.inputs, keras.layers.GlobalAveragePooling2D()(conv2))
     reference = Reference(scored, clone=False)
     theirs = []
     for unit in units:
-        img = reference(CategoricalScore(unit), seed_input=tf.constant(seeds[unit:unit + 1]),
-                        input_range=(0.0, 1.0), steps=steps, input_modifiers=[], regularizers=[])
+        img = reference(
+            CategoricalScore(unit),
+            seed_input=tf.constant(seeds[unit : unit + 1]),
+            input_range=(0.0, 1.0),
+            steps=steps,
+            input_modifiers=[],
+            regularizers=[],
+        )
         theirs.append(float(ours.unit_values(np.asarray(img, np.float32), [unit])[0]))
     assert np.all(mine >= np.asarray(theirs)), (mine, theirs)
 
@@ -278,8 +285,10 @@ def test_plots(functional_model, tmp_path):
     lo, hi = tiles[1].images[0].get_clim()
     assert (lo, hi) == (float(maps[..., [2, 0]].min()), float(maps[..., [2, 0]].max()))
     fig2 = plot.activation_grid(maps, shared_scale=False)
-    assert fig2.axes[0].images[0].get_clim() == (float(maps[..., 0].min()),
-                                                 float(maps[..., 0].max()))
+    assert fig2.axes[0].images[0].get_clim() == (
+        float(maps[..., 0].min()),
+        float(maps[..., 0].max()),
+    )
     fig3, ax = plot.activation_overlay(x[0], maps[..., 0])
     assert len(ax.images) == 2
     gallery = plot.maximization_gallery(np.repeat(x, 3, axis=0), ["a", "b", "c"])

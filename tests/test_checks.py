@@ -10,10 +10,13 @@ from kerasviz import _checks
 
 
 def test_importing_checks_loads_no_keras():
-    code = ("import sys, kerasviz._checks; "
-            "print(any(m.split('.')[0] in ('keras', 'tensorflow') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, kerasviz._checks; "
+        "print(any(m.split('.')[0] in ('keras', 'tensorflow') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "False"
 
 
@@ -30,8 +33,6 @@ class TestCheckImages:
         with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
             _checks.check_images(np.full((4, 4, 3), 255.0), value_range=(0, 1))
         _checks.check_images(np.full((4, 4, 3), 1.0), value_range=(0, 1))
-
-
 
 
 class TestMapsMasksFeatures:
@@ -100,9 +101,13 @@ class TestCheckTargets:
 
     @pytest.mark.parametrize(
         "targets, error, match",
-        [(3, ValueError, "out of range"), (-1, ValueError, "out of range"),
-         ([0, 1, 2], ValueError, "one per image"), (0.5, TypeError, "int"),
-         ("a", TypeError, "int")],
+        [
+            (3, ValueError, "out of range"),
+            (-1, ValueError, "out of range"),
+            ([0, 1, 2], ValueError, "one per image"),
+            (0.5, TypeError, "int"),
+            ("a", TypeError, "int"),
+        ],
     )
     def test_bad_targets(self, targets, error, match):
         with pytest.raises(error, match=match):

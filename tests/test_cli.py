@@ -13,8 +13,12 @@ from kerasviz.cli import main
 
 
 def run(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "kerasviz.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kerasviz.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_line_error(capsys, code, message):
@@ -32,9 +36,14 @@ def test_help_is_fast_and_lists_commands():
     assert out.returncode == 0 and "info" in out.stdout
     # --help must not import TensorFlow (about 5 s); a loose bound keeps this meaningful.
     assert took < 3.0, took
-    assert "tensorflow" not in subprocess.run(
-        [sys.executable, "-c", "import sys, kerasviz.cli; print(sorted(sys.modules))"],
-        capture_output=True, text=True).stdout
+    assert (
+        "tensorflow"
+        not in subprocess.run(
+            [sys.executable, "-c", "import sys, kerasviz.cli; print(sorted(sys.modules))"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
 
 
 def test_entry_point_prints_layer_table_with_a_clean_stderr():
@@ -42,8 +51,9 @@ def test_entry_point_prints_layer_table_with_a_clean_stderr():
     (printed by C++ before logging is set up) are kept off the terminal."""
     entry = Path(sys.executable).parent / "kerasviz"
     command = [str(entry)] if entry.is_file() else [sys.executable, "-m", "kerasviz.cli"]
-    out = subprocess.run([*command, "info", "digits_cnn"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [*command, "info", "digits_cnn"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "conv1" in out.stdout and "(None, 30, 30, 32)" in out.stdout
     assert "default CAM layer: conv4" in out.stdout
@@ -56,10 +66,13 @@ def test_info_in_process(capsys):
     assert "model: shapes_cnn" in out and "default CAM layer:" in out
 
 
-@pytest.mark.parametrize("arg, message", [
-    ("missing.keras", "no such file"),
-    ("README.md", "expected a .keras file"),
-])
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("missing.keras", "no such file"),
+        ("README.md", "expected a .keras file"),
+    ],
+)
 def test_bad_model_one_line_exit_2(arg, message, capsys):
     one_line_error(capsys, main(["info", arg]), message)
 
@@ -72,8 +85,23 @@ def test_not_a_keras_model(tmp_path, capsys):
 
 def test_quiet_does_not_leak_into_the_caller(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
-    assert main(["explain", "--model", "shapes_cnn", "--images", "saved_models/samples/shapes",
-                 "--method", "saliency", "--out", str(tmp_path / "x"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                "shapes_cnn",
+                "--images",
+                "saved_models/samples/shapes",
+                "--method",
+                "saliency",
+                "--out",
+                str(tmp_path / "x"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().err == ""
     import os
 
@@ -81,9 +109,22 @@ def test_quiet_does_not_leak_into_the_caller(tmp_path, monkeypatch, capsys):
 
 
 def test_embed_writes_features_neighbours_and_projector(tmp_path, capsys):
-    code = main(["embed", "--model", "digits_cnn", "--images", "saved_models/samples/digits",
-                 "--out", str(tmp_path / "e"), "--projector", str(tmp_path / "proj"),
-                 "--neighbours", "2", "--quiet"])
+    code = main(
+        [
+            "embed",
+            "--model",
+            "digits_cnn",
+            "--images",
+            "saved_models/samples/digits",
+            "--out",
+            str(tmp_path / "e"),
+            "--projector",
+            str(tmp_path / "proj"),
+            "--neighbours",
+            "2",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     vectors = np.load(tmp_path / "e" / "features.npy")
@@ -92,14 +133,34 @@ def test_embed_writes_features_neighbours_and_projector(tmp_path, capsys):
     assert rows[0] == "file,rank,neighbour,distance" and len(rows) == 1 + 6 * 2
     assert (tmp_path / "proj" / "projector_config.pbtxt").is_file()
     assert "tensorboard --logdir" in out.out
-    again = main(["embed", "--images", "saved_models/samples/digits", "--out",
-                  str(tmp_path / "e"), "--quiet"])
+    again = main(
+        [
+            "embed",
+            "--images",
+            "saved_models/samples/digits",
+            "--out",
+            str(tmp_path / "e"),
+            "--quiet",
+        ]
+    )
     one_line_error(capsys, again, "--force")
 
 
 def test_explain_writes_maps(tmp_path, capsys):
-    code = main(["explain", "--model", "shapes_cnn", "--images", "saved_models/samples/shapes",
-                 "--method", "gradcam", "--out", str(tmp_path / "x"), "--quiet"])
+    code = main(
+        [
+            "explain",
+            "--model",
+            "shapes_cnn",
+            "--images",
+            "saved_models/samples/shapes",
+            "--method",
+            "gradcam",
+            "--out",
+            str(tmp_path / "x"),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     maps = sorted((tmp_path / "x").glob("*.gradcam.npy"))
     assert len(maps) == 3 and np.load(maps[0]).shape == (64, 64)
@@ -109,23 +170,53 @@ def test_explain_writes_maps(tmp_path, capsys):
 def test_explain_incremental_occlusion_takes_patch_and_stride(tmp_path, capsys):
     import json
 
-    code = main(["explain", "--model", "digits_cnn", "--images", "saved_models/samples/digits",
-                 "--method", "occlusion_incremental", "--patch", "8", "--stride", "8",
-                 "--out", str(tmp_path / "x"), "--quiet"])
+    code = main(
+        [
+            "explain",
+            "--model",
+            "digits_cnn",
+            "--images",
+            "saved_models/samples/digits",
+            "--method",
+            "occlusion_incremental",
+            "--patch",
+            "8",
+            "--stride",
+            "8",
+            "--out",
+            str(tmp_path / "x"),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     spec = json.loads((tmp_path / "x" / "job.json").read_text())
     assert spec["settings"]["patch"] == 8 and spec["settings"]["stride"] == 8, spec
     assert len(list((tmp_path / "x").glob("*.occlusion_incremental.npy"))) == 6
 
 
-@pytest.mark.parametrize("args, message", [
-    (["explain", "--images", "saved_models/samples/digits", "--method", "magic"],
-     "Unknown method 'magic'"),
-    (["explain", "--images", "nowhere/"], "no such file"),
-    (["explain", "--images", "README.md"], "not a readable image"),
-    (["embed", "--images", "saved_models/samples/digits", "--layer", "conv99"], "No layer"),
-    (["explain", "--images", "saved_models/samples/digits", "--method", "gradcam", "--patch",
-      "4"], "--patch and --stride apply to --method occlusion or occlusion_incremental only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["explain", "--images", "saved_models/samples/digits", "--method", "magic"],
+            "Unknown method 'magic'",
+        ),
+        (["explain", "--images", "nowhere/"], "no such file"),
+        (["explain", "--images", "README.md"], "not a readable image"),
+        (["embed", "--images", "saved_models/samples/digits", "--layer", "conv99"], "No layer"),
+        (
+            [
+                "explain",
+                "--images",
+                "saved_models/samples/digits",
+                "--method",
+                "gradcam",
+                "--patch",
+                "4",
+            ],
+            "--patch and --stride apply to --method occlusion or occlusion_incremental only",
+        ),
+    ],
+)
 def test_bad_input_one_line(args, message, tmp_path, capsys):
     one_line_error(capsys, main([*args, "--out", str(tmp_path / "o")]), message)

@@ -47,8 +47,9 @@ def _is_snow(images, masks):
     return np.nanmean(bg, axis=(1, 2, 3)) > 0.6
 
 
-@pytest.mark.parametrize("split, bias, wolves_on_snow", [
-    ("train", 1.0, 1.0), ("test", 1.0, 1.0), ("swapped", 1.0, 0.0)])
+@pytest.mark.parametrize(
+    "split, bias, wolves_on_snow", [("train", 1.0, 1.0), ("test", 1.0, 1.0), ("swapped", 1.0, 0.0)]
+)
 def test_snow_backgrounds(split, bias, wolves_on_snow):
     images, labels, masks = datasets.snow(40, split, seed=0, bias=bias)
     on_snow = _is_snow(images, masks)
@@ -71,13 +72,16 @@ def test_digits():
     assert images.min() >= 0 and images.max() <= 1 and set(labels) == set(range(10))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: datasets.shapes(0), "`n`"),
-    (lambda: datasets.shapes(2, size=8), "`size`"),
-    (lambda: datasets.snow(2, split="val"), "`split`"),
-    (lambda: datasets.snow(2, bias=1.5), "`bias`"),
-    (lambda: datasets.digits(4), "`size`"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: datasets.shapes(0), "`n`"),
+        (lambda: datasets.shapes(2, size=8), "`size`"),
+        (lambda: datasets.snow(2, split="val"), "`split`"),
+        (lambda: datasets.snow(2, bias=1.5), "`bias`"),
+        (lambda: datasets.digits(4), "`size`"),
+    ],
+)
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()

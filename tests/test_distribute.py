@@ -140,13 +140,23 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def report():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASVIZ_QUIET": "1",
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERASVIZ_QUIET": "1",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_two_replicas_on_two_devices(report):
@@ -154,10 +164,22 @@ def test_two_replicas_on_two_devices(report):
     assert report["devices"][0].endswith("CPU:0") and report["devices"][1].endswith("CPU:1")
 
 
-@pytest.mark.parametrize("name", ["occlusion", "occlusion_top", "occlusion_grid", "saliency",
-                                  "integrated_gradients", "integrated_gradients_completeness",
-                                  "guided_backprop", "gradcam", "gradcam_grid", "lime",
-                                  "features"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "occlusion",
+        "occlusion_top",
+        "occlusion_grid",
+        "saliency",
+        "integrated_gradients",
+        "integrated_gradients_completeness",
+        "guided_backprop",
+        "gradcam",
+        "gradcam_grid",
+        "lime",
+        "features",
+    ],
+)
 def test_mirrored_equals_single_device(report, name):
     outside_scope, inside_scope, magnitude = report[name]
     assert magnitude > 1e-4  # the maps are not all zero, so equality means something

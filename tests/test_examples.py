@@ -11,10 +11,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_example(script, *args, timeout=300):
-    env = {**os.environ, "KERASVIZ_MAX_STEPS": "8", "KERASVIZ_QUIET": "1",
-           "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
-                         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    env = {
+        **os.environ,
+        "KERASVIZ_MAX_STEPS": "8",
+        "KERASVIZ_QUIET": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MPLBACKEND": "Agg",
+    }
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
@@ -43,11 +54,25 @@ def test_digits_embedding(tmp_path):
 
 @pytest.mark.slow
 def test_snow_shortcut(tmp_path):
-    stdout = run_example("snow_shortcut.py", "--n", "6", "--samples", "200", "--swapped", "60",
-                         "--rows", "2", "--out", str(tmp_path / "snow.png"))
+    stdout = run_example(
+        "snow_shortcut.py",
+        "--n",
+        "6",
+        "--samples",
+        "200",
+        "--swapped",
+        "60",
+        "--rows",
+        "2",
+        "--out",
+        str(tmp_path / "snow.png"),
+    )
     assert (tmp_path / "snow.png").stat().st_size > 10_000
-    rows = {tuple(line.split()[:2]): line.split() for line in stdout.splitlines()
-            if line.startswith(("snow_biased", "snow_fair"))}
+    rows = {
+        tuple(line.split()[:2]): line.split()
+        for line in stdout.splitlines()
+        if line.startswith(("snow_biased", "snow_fair"))
+    }
     # The biased model's evidence is on the background, the fair one's LIME evidence is not.
     assert float(rows[("snow_biased", "lime")][2]) >= 0.6
     assert float(rows[("snow_fair", "lime")][2]) <= 0.4

@@ -45,8 +45,9 @@ def test_depthwise_order_matches_output_channels(model):
     patch = np.random.default_rng(1).normal(size=(3, 2, 3)).astype(np.float32)
     out = _patch_response(layer, patch) - np.asarray(layer.bias)
     for j in range(6):  # output channel j = c * mult + m reads input channel c = j // 2
-        np.testing.assert_allclose(out[j], np.sum(k[j, :, :, 0] * patch[:, :, j // 2]),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            out[j], np.sum(k[j, :, :, 0] * patch[:, :, j // 2]), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_separable_parts(model):
@@ -83,8 +84,11 @@ def test_dense_is_a_1x1_convolution(model):
 def test_nested_layer_by_path(nested_model):
     from kerasviz import inspect
 
-    path = next(p for p, layer in inspect.iter_layers(nested_model)
-                if type(layer).__name__ == "DepthwiseConv2D")
+    path = next(
+        p
+        for p, layer in inspect.iter_layers(nested_model)
+        if type(layer).__name__ == "DepthwiseConv2D"
+    )
     layer = inspect.find_layer(nested_model, path)
     k = kf.filters(nested_model, path)
     kernel = np.asarray(layer.kernel)

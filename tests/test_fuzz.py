@@ -25,8 +25,12 @@ from kerasviz import activations, attribution, filters, plot
 
 SIZE, CHANNELS, CLASSES = 12, 3, 3
 ALLOWED = (ValueError, TypeError, KeyError)
-FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FEW = settings(FUZZ, max_examples=12)
 
 
@@ -48,8 +52,9 @@ EXPLAINERS = {
     "smoothgrad": attribution.SmoothGrad(MODEL, samples=3, batch_size=8),
     "integrated_gradients": attribution.IntegratedGradients(MODEL, steps=4, batch_size=8),
     "gradcam": attribution.GradCAM(MODEL, batch_size=4),
-    "lime": attribution.Lime(MODEL, segmentation="grid", segmentation_args={"cells": 3},
-                             num_samples=16, batch_size=16),
+    "lime": attribution.Lime(
+        MODEL, segmentation="grid", segmentation_args={"cells": 3}, num_samples=16, batch_size=16
+    ),
 }
 
 
@@ -60,6 +65,7 @@ class Hang(Exception):
 @contextmanager
 def watchdog(seconds: float = 60.0):
     """Fail (instead of hanging the suite) when a call takes longer than ``seconds``."""
+
     def alarm(signum, frame):
         raise Hang(f"call took longer than {seconds} s")
 
@@ -97,12 +103,18 @@ def image_arrays(draw, size=SIZE, channels=CHANNELS, good_shape_weight=0.7):
     """Arrays that are often valid model inputs and often subtly not."""
     if draw(st.floats(0, 1)) < good_shape_weight:
         n = draw(st.integers(0, 3))
-        shape = (size, size, channels) if draw(st.booleans()) and n == 1 else (
-            n, size, size, channels)
+        shape = (
+            (size, size, channels) if draw(st.booleans()) and n == 1 else (n, size, size, channels)
+        )
     else:
         rank = draw(st.integers(0, 5))
-        shape = tuple(draw(st.lists(st.sampled_from([0, 1, 2, 3, size, size + 1]),
-                                    min_size=rank, max_size=rank)))
+        shape = tuple(
+            draw(
+                st.lists(
+                    st.sampled_from([0, 1, 2, 3, size, size + 1]), min_size=rank, max_size=rank
+                )
+            )
+        )
     dtype = draw(st.sampled_from(DTYPES))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     if dtype == np.bool_:
@@ -128,7 +140,9 @@ def valid_images(arr) -> bool:
 
 
 TARGETS = st.one_of(
-    st.none(), st.integers(-3, CLASSES + 2), st.sampled_from([1.0, 2.5, "a", True]),
+    st.none(),
+    st.integers(-3, CLASSES + 2),
+    st.sampled_from([1.0, 2.5, "a", True]),
     st.lists(st.integers(-1, CLASSES), min_size=0, max_size=4),
 )
 
@@ -175,8 +189,11 @@ def test_explainers_on_fuzzed_inputs_and_targets(name, arr, targets):
 
 
 IMAGES = np.random.default_rng(0).random((2, SIZE, SIZE, CHANNELS), dtype=np.float32)
-SIDE = st.one_of(st.integers(-2, 40), st.tuples(st.integers(-1, 14), st.integers(-1, 14)),
-                 st.sampled_from([2.0, 2.5, "4", None]))
+SIDE = st.one_of(
+    st.integers(-2, 40),
+    st.tuples(st.integers(-1, 14), st.integers(-1, 14)),
+    st.sampled_from([2.0, 2.5, "4", None]),
+)
 
 
 @FEW
@@ -184,7 +201,8 @@ SIDE = st.one_of(st.integers(-2, 40), st.tuples(st.integers(-1, 14), st.integers
 def test_occlusion_patch_and_stride(patch, stride):
     def run():
         return attribution.Occlusion(MODEL, patch=patch, stride=stride, batch_size=64).explain(
-            IMAGES, 0)
+            IMAGES, 0
+        )
 
     kind, result = outcome(run)
     if kind == "ok":
@@ -194,33 +212,44 @@ def test_occlusion_patch_and_stride(patch, stride):
 
 
 @FEW
-@given(steps=st.integers(-2, 6), samples=st.integers(-2, 4),
-       noise=st.sampled_from([-0.1, 0.0, 0.2, float("nan"), float("inf")]),
-       baseline=st.sampled_from(["zeros", "mean", "blur", "nope", 0.5, np.zeros((3, 3, 3))]))
+@given(
+    steps=st.integers(-2, 6),
+    samples=st.integers(-2, 4),
+    noise=st.sampled_from([-0.1, 0.0, 0.2, float("nan"), float("inf")]),
+    baseline=st.sampled_from(["zeros", "mean", "blur", "nope", 0.5, np.zeros((3, 3, 3))]),
+)
 def test_gradient_settings(steps, samples, noise, baseline):
-    kind, result = outcome(lambda: attribution.IntegratedGradients(
-        MODEL, baseline=baseline, steps=steps, batch_size=8).explain(IMAGES, 1))
+    kind, result = outcome(
+        lambda: attribution.IntegratedGradients(
+            MODEL, baseline=baseline, steps=steps, batch_size=8
+        ).explain(IMAGES, 1)
+    )
     if kind == "ok":
         check_maps(result, IMAGES)
     if steps >= 1 and isinstance(baseline, str | float) and baseline != "nope":
         assert kind == "ok", result
-    kind, result = outcome(lambda: attribution.SmoothGrad(
-        MODEL, noise=noise, samples=samples, batch_size=8).explain(IMAGES, 1))
+    kind, result = outcome(
+        lambda: attribution.SmoothGrad(MODEL, noise=noise, samples=samples, batch_size=8).explain(
+            IMAGES, 1
+        )
+    )
     if kind == "ok":
         check_maps(result, IMAGES)
     if samples >= 1 and np.isfinite(noise) and noise >= 0:
         assert kind == "ok", result
 
 
-LAYERS = st.sampled_from(["conv1", "conv2", "pool1", "gap", "predictions", "nope", "conv9",
-                          0, 1, 99, -1, None, 3.5, ""])
+LAYERS = st.sampled_from(
+    ["conv1", "conv2", "pool1", "gap", "predictions", "nope", "conv9", 0, 1, 99, -1, None, 3.5, ""]
+)
 
 
 @FEW
 @given(layer=LAYERS, batch_size=st.integers(-1, 5))
 def test_gradcam_layers(layer, batch_size):
     kind, result = outcome(
-        lambda: attribution.GradCAM(MODEL, layer=layer, batch_size=batch_size).explain(IMAGES))
+        lambda: attribution.GradCAM(MODEL, layer=layer, batch_size=batch_size).explain(IMAGES)
+    )
     if kind == "ok":
         check_maps(result, IMAGES)
         assert np.all(result >= 0)  # Grad-CAM is a ReLU of its weighted maps
@@ -229,12 +258,17 @@ def test_gradcam_layers(layer, batch_size):
 
 
 @FEW
-@given(cells=st.sampled_from([-1, 0, 1, 2, 4, 12, 13, 100, 2.5]),
-       samples=st.integers(-1, 20))
+@given(cells=st.sampled_from([-1, 0, 1, 2, 4, 12, 13, 100, 2.5]), samples=st.integers(-1, 20))
 def test_lime_settings(cells, samples):
-    kind, result = outcome(lambda: attribution.Lime(
-        MODEL, segmentation="grid", segmentation_args={"cells": cells}, num_samples=samples,
-        batch_size=8).explain(IMAGES, 2))
+    kind, result = outcome(
+        lambda: attribution.Lime(
+            MODEL,
+            segmentation="grid",
+            segmentation_args={"cells": cells},
+            num_samples=samples,
+            batch_size=8,
+        ).explain(IMAGES, 2)
+    )
     if kind == "ok":
         check_maps(result, IMAGES)
 
@@ -254,18 +288,25 @@ def test_filters_layers(layer, part):
 
 
 @FUZZ
-@given(arr=image_arrays(), layers=st.one_of(LAYERS, st.lists(LAYERS, max_size=3)),
-       batch_size=st.integers(-1, 4))
+@given(
+    arr=image_arrays(),
+    layers=st.one_of(LAYERS, st.lists(LAYERS, max_size=3)),
+    batch_size=st.integers(-1, 4),
+)
 def test_activations_fuzzed(arr, layers, batch_size):
     kind, result = outcome(activations.activations, MODEL, arr, layers, batch_size)
     names = layers if isinstance(layers, list) else [layers]
-    good_layers = bool(names) and len(set(map(str, names))) == len(names) and all(
-        n in ("conv1", "conv2", "pool1", "gap", "predictions") for n in names)
+    good_layers = (
+        bool(names)
+        and len(set(map(str, names))) == len(names)
+        and all(n in ("conv1", "conv2", "pool1", "gap", "predictions") for n in names)
+    )
     if kind == "ok":
         batch = arr[None] if arr.ndim == 3 else arr
         for key, value in result.items():
-            assert value.dtype == np.float32 and value.shape[:1] == batch.shape[:1] or (
-                arr.ndim == 3)
+            assert (
+                value.dtype == np.float32 and value.shape[:1] == batch.shape[:1] or (arr.ndim == 3)
+            )
             assert np.all(np.isfinite(value)), key
         if "conv1" in names:  # the same as the layer run by hand
             probe = keras.Model(MODEL.inputs, MODEL.get_layer("conv1").output)
@@ -290,8 +331,11 @@ def any_arrays(draw, max_rank=5, max_side=5):
     if dtype == np.bool_:
         return rng.random(shape) > 0.5
     if np.issubdtype(dtype, np.integer):
-        return rng.integers(-5, 256, shape).astype(dtype) if dtype != np.uint8 else \
-            rng.integers(0, 256, shape).astype(dtype)
+        return (
+            rng.integers(-5, 256, shape).astype(dtype)
+            if dtype != np.uint8
+            else rng.integers(0, 256, shape).astype(dtype)
+        )
     arr = (rng.standard_normal(shape) * 3).astype(dtype)
     special = draw(st.sampled_from([None, None, np.nan, np.inf]))
     if special is not None and arr.size:
@@ -343,8 +387,11 @@ def shaped_arrays(draw, templates):
                 shape.append(int(letter))
                 continue
             if letter not in sizes or draw(st.floats(0, 1)) < 0.1:
-                sizes[letter] = draw(st.integers(0, 5)) if letter != "C" else draw(
-                    st.sampled_from([0, 1, 2, 3, 4]))
+                sizes[letter] = (
+                    draw(st.integers(0, 5))
+                    if letter != "C"
+                    else draw(st.sampled_from([0, 1, 2, 3, 4]))
+                )
             shape.append(sizes[letter])
         dtype = draw(st.sampled_from(DTYPES))
         rng = np.random.default_rng(draw(st.integers(0, 2**16)))
@@ -354,7 +401,8 @@ def shaped_arrays(draw, templates):
             arr = rng.integers(0, 4, shape).astype(dtype)
         else:
             arr = (rng.standard_normal(shape) * draw(st.sampled_from([1e-3, 1.0, 1e4]))).astype(
-                dtype)
+                dtype
+            )
             special = draw(st.sampled_from([None, None, np.nan, np.inf]))
             if special is not None and arr.size:
                 arr.flat[0] = special

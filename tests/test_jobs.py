@@ -37,7 +37,8 @@ def write_images(folder: Path, n: int, seed: int = 0) -> Path:
         sub = folder / ("a" if i % 3 else "b")  # class sub-folders are kept in the names
         sub.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
-            sub / f"img{i:04d}.png")
+            sub / f"img{i:04d}.png"
+        )
     return folder
 
 
@@ -54,15 +55,22 @@ def model_file(tmp_path_factory, model):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cli(*args, **kwargs):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "kerasviz.cli", "explain", *args],
-                            env=env, cwd=ROOT, **kwargs)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "kerasviz.cli", "explain", *args], env=env, cwd=ROOT, **kwargs
+    )
 
 
 def read_rows(folder: Path) -> list[dict]:
@@ -79,14 +87,22 @@ def manifest_lines(folder: Path) -> int:
 class TestOutputs:
     def test_maps_scores_and_manifest_equal_direct_computation(self, tmp_path, model):
         images = write_images(tmp_path / "in", 7)
-        result = jobs.explain_folder(model, images, "occlusion", tmp_path / "out", batch_size=3,
-                                     settings={"patch": 4, "stride": 2}, progress=False,
-                                     class_names=["x", "y", "z"])
+        result = jobs.explain_folder(
+            model,
+            images,
+            "occlusion",
+            tmp_path / "out",
+            batch_size=3,
+            settings={"patch": 4, "stride": 2},
+            progress=False,
+            class_names=["x", "y", "z"],
+        )
         assert (result.total, result.written, result.skipped) == (7, 7, 0)
         files, names = jobs.inventory(images)
         assert names[0] == "a/img0001" and names[-1] == "b/img0006"  # sorted path order
-        batch = np.stack([np.asarray(Image.open(f).convert("RGB"), np.float32) / 255
-                          for f in files])
+        batch = np.stack(
+            [np.asarray(Image.open(f).convert("RGB"), np.float32) / 255 for f in files]
+        )
         probs = model.predict(batch, verbose=0)
         # The job's explainer is `create`'s, with its defaults for the size (e.g. the output).
         expected = attribution.create("occlusion", model, patch=4, stride=2).explain(batch)
@@ -106,12 +122,26 @@ class TestOutputs:
     def test_targets_per_image_and_by_name(self, tmp_path, model):
         images = write_images(tmp_path / "in", 4)
         _, names = jobs.inventory(images)
-        jobs.explain_folder(model, images, "saliency", tmp_path / "o1", batch_size=3,
-                            targets=[2, 1, 0, 2], progress=False)
+        jobs.explain_folder(
+            model,
+            images,
+            "saliency",
+            tmp_path / "o1",
+            batch_size=3,
+            targets=[2, 1, 0, 2],
+            progress=False,
+        )
         rows = read_rows(tmp_path / "o1")
         assert [r["target"] for r in rows] == [2, 1, 0, 2]
-        jobs.explain_folder(model, images, "saliency", tmp_path / "o2", batch_size=3,
-                            targets={names[1]: 2}, progress=False)
+        jobs.explain_folder(
+            model,
+            images,
+            "saliency",
+            tmp_path / "o2",
+            batch_size=3,
+            targets={names[1]: 2},
+            progress=False,
+        )
         rows = read_rows(tmp_path / "o2")
         assert rows[1]["target"] == 2
         with pytest.raises(ValueError, match="out of range"):
@@ -146,17 +176,37 @@ class TestOutputs:
 
 
 class TestResume:
-    def test_sigkill_then_restart_gives_the_uninterrupted_bytes(self, tmp_path, model,
-                                                                model_file, capsys):
+    def test_sigkill_then_restart_gives_the_uninterrupted_bytes(
+        self, tmp_path, model, model_file, capsys
+    ):
         images = write_images(tmp_path / "in", 120, seed=1)
-        args = ["--model", str(model_file), "--images", str(images), "--method", "occlusion",
-                "--patch", "2", "--stride", "1", "--batch-size", "8", "--quiet"]
+        args = [
+            "--model",
+            str(model_file),
+            "--images",
+            str(images),
+            "--method",
+            "occlusion",
+            "--patch",
+            "2",
+            "--stride",
+            "1",
+            "--batch-size",
+            "8",
+            "--quiet",
+        ]
         # Uninterrupted reference through the Python twin, in this process.
-        jobs.explain_folder(model, [str(images)], "occlusion", tmp_path / "ref", batch_size=8,
-                            settings={"patch": 2, "stride": 1}, progress=False)
+        jobs.explain_folder(
+            model,
+            [str(images)],
+            "occlusion",
+            tmp_path / "ref",
+            batch_size=8,
+            settings={"patch": 2, "stride": 1},
+            progress=False,
+        )
         out = tmp_path / "out"
-        proc = cli(*args, "--out", str(out), stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+        proc = cli(*args, "--out", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 240
         while manifest_lines(out) < 16 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -197,8 +247,7 @@ class TestResume:
         for f in (tmp_path / "more").rglob("img000[45].png"):
             target = images / f.relative_to(tmp_path / "more")
             target.write_bytes(f.read_bytes())
-        result = jobs.explain_folder(model, images, "saliency", tmp_path / "out",
-                                     progress=False)
+        result = jobs.explain_folder(model, images, "saliency", tmp_path / "out", progress=False)
         assert (result.total, result.skipped, result.written) == (6, 4, 2)
 
 
@@ -230,8 +279,9 @@ class TestRefusals:
         with pytest.raises(FileNotFoundError):
             jobs.explain_folder(model, tmp_path / "nowhere", "saliency", tmp_path / "o")
         with pytest.raises(TypeError, match="settings"):
-            jobs.explain_folder(model, images, "saliency", tmp_path / "o",
-                                settings={"output": object()})
+            jobs.explain_folder(
+                model, images, "saliency", tmp_path / "o", settings={"output": object()}
+            )
         (tmp_path / "dup").mkdir()
         for ext in ("png", "jpg"):
             Image.new("RGB", (SIZE, SIZE)).save(tmp_path / "dup" / f"same.{ext}")
@@ -261,7 +311,7 @@ def test_progress_line_has_rate_and_eta(monkeypatch):
     assert "50/100" in line and "5.0 img/s" in line and "ETA 0:10" in line, line
 
 
-MEMORY_CHILD = r'''
+MEMORY_CHILD = r"""
 import json, resource, sys, tracemalloc
 from pathlib import Path
 import numpy as np
@@ -296,7 +346,7 @@ jobs.explain_folder(model, sorted((tmp / "small").glob("*.png"))[:50], "gradcam"
 small = run("small")
 large = run("large")
 print("RESULT", json.dumps({"small": small, "large": large}))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -304,13 +354,22 @@ def test_memory_does_not_grow_with_the_number_of_images(tmp_path):
     """300 then 1500 images (32x32x3) in one process: the peak RSS may not grow by half of what
     holding the images would cost (1500 x 16 KiB of image and map = 23 MiB), and the
     Python/numpy heap (tracemalloc) stays within a few batches' worth."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    figures = json.loads(lines[-1][len("RESULT "):])
+    figures = json.loads(lines[-1][len("RESULT ") :])
     (rss_small, heap_small), (rss_large, heap_large) = figures["small"], figures["large"]
     assert rss_large - rss_small < 12, figures  # MiB; naive would add about 20 more
     assert heap_large < heap_small + 3, figures  # MiB; 1500 file names and manifest rows fit

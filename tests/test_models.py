@@ -27,8 +27,9 @@ def test_digits_cnn(shipped):
 
     model = shipped("digits_cnn")
     images, labels = datasets.digits(32)
-    _, x_te, _, y_te = train_test_split(images, labels, test_size=0.2, random_state=0,
-                                        stratify=labels)
+    _, x_te, _, y_te = train_test_split(
+        images, labels, test_size=0.2, random_state=0, stratify=labels
+    )
     assert _accuracy(model, x_te, y_te) >= 0.95
     assert [layer.name for layer in model.layers][-3:] == ["fc1", "dropout", "predictions"]
 

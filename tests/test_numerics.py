@@ -25,8 +25,9 @@ def build(policy: str):
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
         x = keras.layers.Dense(8, activation="relu", name="fc")(x)
         # The head in float32, as the Keras mixed-precision guide recommends for softmax.
-        outputs = keras.layers.Dense(3, activation="softmax", dtype="float32",
-                                     name="predictions")(x)
+        outputs = keras.layers.Dense(3, activation="softmax", dtype="float32", name="predictions")(
+            x
+        )
         return keras.Model(inputs, outputs, name=f"model_{policy}")
     finally:
         keras.config.set_dtype_policy(previous)
@@ -56,8 +57,9 @@ METHODS = {
     "integrated_gradients": lambda m: attribution.IntegratedGradients(m, steps=8),
     "gradcam": lambda m: attribution.GradCAM(m, layer="conv2"),
     "gradcam++": lambda m: attribution.GradCAMPlusPlus(m, layer="conv2"),
-    "lime": lambda m: attribution.Lime(m, segmentation="grid", segmentation_args={"cells": 3},
-                                       num_samples=64, output="logit"),
+    "lime": lambda m: attribution.Lime(
+        m, segmentation="grid", segmentation_args={"cells": 3}, num_samples=64, output="logit"
+    ),
 }
 
 

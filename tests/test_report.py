@@ -13,9 +13,18 @@ import pytest
 from kerasviz import datasets, imageio, report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--mute-audio"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +40,19 @@ def reference_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, reference_dir):
     out = tmp_path_factory.mktemp("reports") / "shapes-report"
-    index = report.build_report("shapes_cnn", out=out, methods=("occlusion", "gradcam"),
-                                reference=reference_dir, progress=False)
+    index = report.build_report(
+        "shapes_cnn",
+        out=out,
+        methods=("occlusion", "gradcam"),
+        reference=reference_dir,
+        progress=False,
+    )
     return index
 
 
 def test_sections_and_files(built):
     page = built.read_text()
-    for section in ("summary", "predictions", "filters", "activations", "explanations",
-                    "features"):
+    for section in ("summary", "predictions", "filters", "activations", "explanations", "features"):
         assert f'<section id="{section}">' in page
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) >= 8
@@ -74,8 +87,9 @@ def test_refuses_to_overwrite_and_unknown_input(built, tmp_path):
 
 
 def _chromium(*args, timeout=120):
-    return subprocess.run([CHROMIUM, *CHROME_FLAGS, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [CHROMIUM, *CHROME_FLAGS, *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 _CHECKER = """<script>
@@ -106,28 +120,36 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                    reason="Chromium is not installed (Debian: apt-get install chromium); "
-                           ".ci/run installs it, so CI always runs this test")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Chromium is not installed (Debian: apt-get install chromium); "
+    ".ci/run installs it, so CI always runs this test",
+)
 def test_report_in_headless_chromium(built, tmp_path):
     assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs it"
     folder = tmp_path / "copy"
     shutil.copytree(built.parent, folder)  # the folder works when moved elsewhere
     page = (folder / "index.html").read_text()
     (folder / "check.html").write_text(page.replace("<head>", "<head>" + _CHECKER, 1))
-    dom = _chromium("--virtual-time-budget=15000", "--dump-dom",
-                    (folder / "check.html").as_uri()).stdout
+    dom = _chromium(
+        "--virtual-time-budget=15000", "--dump-dom", (folder / "check.html").as_uri()
+    ).stdout
     found = re.search(r'<pre id="kv-check">(.*?)</pre>', dom, re.S)
     assert found, dom[-2000:]
     result = json.loads(html.unescape(found.group(1)))
     assert result["images"] >= 8
     assert result["broken"] == []
     assert result["errors"] == []
-    assert result["sections"] == ["summary", "predictions", "filters", "activations",
-                                  "explanations", "features"]
+    assert result["sections"] == [
+        "summary",
+        "predictions",
+        "filters",
+        "activations",
+        "explanations",
+        "features",
+    ]
     shot = tmp_path / "shot.png"
-    _chromium("--window-size=1200,1600", f"--screenshot={shot}",
-              (folder / "index.html").as_uri())
+    _chromium("--window-size=1200,1600", f"--screenshot={shot}", (folder / "index.html").as_uri())
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
@@ -156,8 +178,13 @@ def test_report_of_a_model_object(tmp_path, shipped, capsys, monkeypatch):
     """A keras.Model in memory (no card): the report names it and uses the images given."""
     monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
     model = shipped("shapes_cnn")
-    index = report.build_report(model, images="saved_models/samples/shapes", out=tmp_path / "r",
-                                methods=("gradcam",), layers=["conv1"])
+    index = report.build_report(
+        model,
+        images="saved_models/samples/shapes",
+        out=tmp_path / "r",
+        methods=("gradcam",),
+        layers=["conv1"],
+    )
     page = index.read_text()
     assert f"<title>kerasviz report: {html.escape(model.name)}</title>" in page
     assert '<section id="explanations">' in page
@@ -166,7 +193,6 @@ def test_report_of_a_model_object(tmp_path, shipped, capsys, monkeypatch):
     progress = capsys.readouterr()
     assert "[kerasviz report] filters" in progress.err and progress.out == ""
     with pytest.raises(TypeError, match="keras.Model"):
-        report.build_report(object(), images="saved_models/samples/shapes",
-                            out=tmp_path / "r2")
+        report.build_report(object(), images="saved_models/samples/shapes", out=tmp_path / "r2")
     with pytest.raises(ValueError, match="no shipped samples"):
         report.build_report(model, out=tmp_path / "r3", progress=False)

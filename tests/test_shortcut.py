@@ -9,10 +9,10 @@ from kerasviz import shortcut
 class TestBackgroundReliance:
     def test_by_hand(self):
         maps = np.zeros((2, 4, 4), np.float32)
-        maps[0, 0, 0] = 3.0   # inside
-        maps[0, 3, 3] = 1.0   # outside
+        maps[0, 0, 0] = 3.0  # inside
+        maps[0, 3, 3] = 1.0  # outside
         maps[0, 2, 2] = -5.0  # negative mass is not counted
-        maps[1] = 1.0         # uniform: the background's share of the image
+        maps[1] = 1.0  # uniform: the background's share of the image
         masks = np.zeros((2, 4, 4), bool)
         masks[:, :2, :2] = True
         np.testing.assert_allclose(shortcut.background_reliance(maps, masks), [0.25, 0.75])
@@ -73,13 +73,22 @@ def data():
 class TestReport:
     def test_object_model_vs_background_model(self, keras, data):
         images, masks, labels = data
-        settings = {"segmentation": "grid", "segmentation_args": {"cells": 4}, "fill": 0.0,
-                    "num_samples": 200}
+        settings = {
+            "segmentation": "grid",
+            "segmentation_args": {"cells": 4},
+            "fill": 0.0,
+            "num_samples": 200,
+        }
         swapped = (images * 0.3, labels)  # dimmer: the mean drops under the class-1 constant
         reports = shortcut.compare(
             {"object": _region_model(keras, True), "background": _region_model(keras, False)},
-            images, masks, labels, methods=("lime",), swapped=swapped,
-            settings={"lime": settings})
+            images,
+            masks,
+            labels,
+            methods=("lime",),
+            swapped=swapped,
+            settings={"lime": settings},
+        )
         obj, bg = reports["object"]["lime"], reports["background"]["lime"]
         assert obj.mean_reliance < 0.02 and bg.mean_reliance > 0.98
         assert obj.background_share == pytest.approx(0.75)
@@ -112,12 +121,18 @@ class TestReport:
         assert shortcut.available_methods() == ["lime", "occlusion", "gradcam"]
         occ = shortcut.explainer(model, "occlusion")
         assert type(occ) is Occlusion  # the finder's own defaults over the registry's
-        assert (occ.patch, occ.stride, occ.fill, occ.output) == ((8, 8), (4, 4), "blur",
-                                                                 "probability")
+        assert (occ.patch, occ.stride, occ.fill, occ.output) == (
+            (8, 8),
+            (4, 4),
+            "blur",
+            "probability",
+        )
         np.testing.assert_array_equal(
             occ.explain(images, 0),
-            attribution.create("occlusion", model, patch=8, stride=4, fill="blur",
-                               output="probability").explain(images, 0))
+            attribution.create(
+                "occlusion", model, patch=8, stride=4, fill="blur", output="probability"
+            ).explain(images, 0),
+        )
         inc = shortcut.explainer(model, "occlusion_incremental", full_threshold=0.9)
         assert type(inc) is IncrementalOcclusion and inc.output == "logit"  # registry defaults
         assert shortcut.explainer(model, "Occlusion").patch == (8, 8)  # a friendly name
@@ -153,9 +168,15 @@ def test_snow_models_meet_targets(shipped):
     images, labels, masks = datasets.snow(6, "test", seed=1)
     swapped = datasets.snow(60, "swapped", seed=1)[:2]
     nets = {"biased": shipped("snow_biased"), "fair": shipped("snow_fair")}
-    reports = shortcut.compare(nets, images, masks, labels,
-                               methods=("lime", "occlusion", "gradcam"), swapped=swapped,
-                               settings={"lime": {"num_samples": 300}})
+    reports = shortcut.compare(
+        nets,
+        images,
+        masks,
+        labels,
+        methods=("lime", "occlusion", "gradcam"),
+        swapped=swapped,
+        settings={"lime": {"num_samples": 300}},
+    )
     biased, fair = reports["biased"], reports["fair"]
     for method in ("lime", "occlusion", "gradcam"):
         assert biased[method].mean_reliance >= 0.6, method

@@ -79,8 +79,12 @@ def default_settings(name: str, input_shape) -> dict:
         return {"patch": patch, "stride": max(1, patch // 4), "output": "logit"}
     if name == "lime":
         if min(h, w) < 64:
-            return {"segmentation": "grid", "segmentation_args": {"cells": 8},
-                    "num_samples": 500, "output": "logit"}
+            return {
+                "segmentation": "grid",
+                "segmentation_args": {"cells": 8},
+                "num_samples": 500,
+                "output": "logit",
+            }
         return {"segmentation": "slic", "num_samples": 500, "output": "logit"}
     return {}
 

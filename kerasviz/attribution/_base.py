@@ -41,8 +41,7 @@ class Scorer:
     ((8, 10), (8,))
     """
 
-    def __init__(self, model, output: str = "probability", batch_size: int = 32,
-                 strategy=None):
+    def __init__(self, model, output: str = "probability", batch_size: int = 32, strategy=None):
         import keras
 
         if not isinstance(model, keras.Model):
@@ -50,8 +49,9 @@ class Scorer:
         self.model = model
         self.output = _checks.check_choice(output, "output", OUTPUTS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
-        self.scored = (inspect.logits_model(model) if output == "logit"
-                       else inspect.flat_model(model))
+        self.scored = (
+            inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
+        )
         self.num_classes = inspect.num_outputs(self.scored)
         self.strategy = _compute.resolve_strategy(strategy)
         self._forward = None
@@ -73,8 +73,9 @@ class Scorer:
         """Scores ``(N, K)`` of the scored view, compiled and batched (float32 ``batch``)."""
         if self._forward is None:
             self._forward = self.distributed(_compute.compiled_forward(self.scored))
-        return _compute.run_batched(self._forward, (batch,), self.batch_size,
-                                    progress=progress, label="forward")[0]
+        return _compute.run_batched(
+            self._forward, (batch,), self.batch_size, progress=progress, label="forward"
+        )[0]
 
     def targets(self, batch: np.ndarray, targets, name: str = "targets") -> np.ndarray:
         """int32 ``(N,)`` classes: ``targets`` checked, or each image's top class for ``None``."""
@@ -106,8 +107,7 @@ class Explainer:
         model, output, batch_size, strategy: as `Scorer`.
     """
 
-    def __init__(self, model, output: str = "probability", batch_size: int = 32,
-                 strategy=None):
+    def __init__(self, model, output: str = "probability", batch_size: int = 32, strategy=None):
         self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
 
     # The scorer's settings, read through the explainer.

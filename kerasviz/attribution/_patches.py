@@ -32,8 +32,10 @@ NO_PATCH = -(2**30)  # a `top` that puts the patch outside the image: the unoccl
 # The registry name of each occlusion class, and how to build the other one.
 _REPLACEMENT = {
     "full": "`Occlusion(model, ...)` or `attribution.create('occlusion', model, ...)`",
-    "incremental": ("`IncrementalOcclusion(model, ...)` or "
-                    "`attribution.create('occlusion_incremental', model, ...)`"),
+    "incremental": (
+        "`IncrementalOcclusion(model, ...)` or "
+        "`attribution.create('occlusion_incremental', model, ...)`"
+    ),
 }
 
 
@@ -63,8 +65,10 @@ def patch_starts(length: int, patch: int, stride: int, name: str = "patch") -> n
     array([0, 3, 6, 7], dtype=int32)
     """
     if patch > length:
-        raise ValueError(f"`{name}` ({patch}) is larger than the image ({length} pixels along "
-                         f"that axis). Expected `{name}` <= {length}.")
+        raise ValueError(
+            f"`{name}` ({patch}) is larger than the image ({length} pixels along "
+            f"that axis). Expected `{name}` <= {length}."
+        )
     starts = list(range(0, length - patch + 1, stride))
     if starts[-1] + patch < length:
         starts.append(length - patch)
@@ -81,8 +85,13 @@ def coverage(length: int, starts: np.ndarray, patch: int) -> np.ndarray:
     return ((pixels >= starts[None, :]) & (pixels < starts[None, :] + patch)).astype(np.float32)
 
 
-def grid_to_map(grid: np.ndarray, tops: np.ndarray, lefts: np.ndarray, patch: tuple[int, int],
-                size: tuple[int, int]) -> np.ndarray:
+def grid_to_map(
+    grid: np.ndarray,
+    tops: np.ndarray,
+    lefts: np.ndarray,
+    patch: tuple[int, int],
+    size: tuple[int, int],
+) -> np.ndarray:
     """Spread a grid of per-patch values over the pixels: each pixel gets their mean.
 
     Args:
@@ -132,11 +141,14 @@ def check_fill(fill):
     """
     if isinstance(fill, str):
         return _checks.check_choice(fill, "fill", FILLS)
-    if isinstance(fill, bool) or not isinstance(fill, int | float | np.number) or not (
-        np.isfinite(fill)
+    if (
+        isinstance(fill, bool)
+        or not isinstance(fill, int | float | np.number)
+        or not (np.isfinite(fill))
     ):
-        raise ValueError(f"Expected `fill` to be a finite float or one of {FILLS}. "
-                         f"Received: fill={fill!r}")
+        raise ValueError(
+            f"Expected `fill` to be a finite float or one of {FILLS}. Received: fill={fill!r}"
+        )
     return float(fill)
 
 
@@ -149,15 +161,22 @@ def check_mode(mode, own: str, owner: str) -> None:
     if mode is None:
         return
     if mode == own:
-        warnings.warn(f"`mode` is deprecated and will be removed: {owner} always computes "
-                      f"{own!r} occlusion; drop the argument.", DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"`mode` is deprecated and will be removed: {owner} always computes "
+            f"{own!r} occlusion; drop the argument.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         return
     if mode in _REPLACEMENT:
-        raise ValueError(f"{owner} does not take mode={mode!r}: {mode} occlusion is "
-                         f"{_REPLACEMENT[mode]}.")
-    raise ValueError(f"Expected `mode` to be omitted (it is deprecated). Received: mode={mode!r}. "
-                     f"Full occlusion is {_REPLACEMENT['full']}; incremental occlusion is "
-                     f"{_REPLACEMENT['incremental']}.")
+        raise ValueError(
+            f"{owner} does not take mode={mode!r}: {mode} occlusion is {_REPLACEMENT[mode]}."
+        )
+    raise ValueError(
+        f"Expected `mode` to be omitted (it is deprecated). Received: mode={mode!r}. "
+        f"Full occlusion is {_REPLACEMENT['full']}; incremental occlusion is "
+        f"{_REPLACEMENT['incremental']}."
+    )
 
 
 class PatchExplainer(Explainer):
@@ -187,9 +206,18 @@ class PatchExplainer(Explainer):
 
     method = ""
 
-    def __init__(self, model, patch=16, stride=None, fill="mean", output: str = "probability",
-                 batch_size: int = 32, jit_compile: bool = False,
-                 blur_sigma: float | None = None, strategy=None):
+    def __init__(
+        self,
+        model,
+        patch=16,
+        stride=None,
+        fill="mean",
+        output: str = "probability",
+        batch_size: int = 32,
+        jit_compile: bool = False,
+        blur_sigma: float | None = None,
+        strategy=None,
+    ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.patch = _checks.pair(patch, "patch")
         if stride is None:
@@ -212,8 +240,10 @@ class PatchExplainer(Explainer):
         >>> Occlusion(model, patch=32, stride=16).positions(224, 224)[0].shape
         (13,)
         """
-        return (patch_starts(height, self.patch[0], self.stride[0], "patch"),
-                patch_starts(width, self.patch[1], self.stride[1], "patch"))
+        return (
+            patch_starts(height, self.patch[0], self.stride[0], "patch"),
+            patch_starts(width, self.patch[1], self.stride[1], "patch"),
+        )
 
     tasks = staticmethod(tasks)
 
@@ -226,8 +256,13 @@ class PatchExplainer(Explainer):
             return _references.blur(batch, self.blur_sigma)
         return np.full((n, 1, 1, c), self.fill, dtype=np.float32)
 
-    def score(self, batch: np.ndarray, tasks: np.ndarray, fills: np.ndarray | None = None,
-              progress: bool = False) -> np.ndarray:
+    def score(
+        self,
+        batch: np.ndarray,
+        tasks: np.ndarray,
+        fills: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
         """Scores ``(T, K)`` of the occluded copies described by ``tasks`` ``(T, 3)``."""
         raise NotImplementedError(f"{type(self).__name__} does not define score")
 
@@ -248,8 +283,14 @@ class PatchExplainer(Explainer):
 
     def _result(self, grid, chosen, tops, lefts, size, **extra) -> Explanation:
         maps = grid_to_map(grid, tops, lefts, self.patch, size)
-        return Explanation(maps, np.asarray(chosen, np.int32), self.method,
-                           grid=grid.astype(np.float32), positions=(tops, lefts), **extra)
+        return Explanation(
+            maps,
+            np.asarray(chosen, np.int32),
+            self.method,
+            grid=grid.astype(np.float32),
+            positions=(tops, lefts),
+            **extra,
+        )
 
     def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
         """Occlusion maps with their grid and patch positions.
@@ -282,8 +323,7 @@ class PatchExplainer(Explainer):
         grid = drops.reshape(n, len(tops), len(lefts))
         return self._result(grid, chosen, tops, lefts, (height, width))
 
-    def explain(self, inputs, targets=None, progress: bool = False, *,
-                return_grid: bool = False):
+    def explain(self, inputs, targets=None, progress: bool = False, *, return_grid: bool = False):
         """Occlusion maps ``(N, H, W)`` float32 (``(H, W)`` for one image); see `explain_full`.
 
         ``return_grid=True`` is deprecated: it returns ``(maps, grid)``; use
@@ -294,10 +334,15 @@ class PatchExplainer(Explainer):
         """
         if not return_grid:
             return super().explain(inputs, targets, progress=progress)
-        warnings.warn("`explain(..., return_grid=True)` is deprecated: use "
-                      "`explain_full(...)`, whose `.grid` is the grid.", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "`explain(..., return_grid=True)` is deprecated: use "
+            "`explain_full(...)`, whose `.grid` is the grid.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         single = np.ndim(inputs) == 3
         result = self.explain_full(inputs, targets, progress=progress)
-        return (_checks.restore_single(result.explanations, single),
-                _checks.restore_single(result.grid, single))
+        return (
+            _checks.restore_single(result.explanations, single),
+            _checks.restore_single(result.grid, single),
+        )

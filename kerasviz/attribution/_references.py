@@ -70,8 +70,10 @@ def check_reference(value, name: str, names: tuple[str, ...] = NAMED):
     if isinstance(value, str):
         return _checks.check_choice(value, name, names)
     if isinstance(value, bool):
-        raise TypeError(f"Expected `{name}` to be a number, an array or one of {names}. "
-                        f"Received: {name}={value!r}")
+        raise TypeError(
+            f"Expected `{name}` to be a number, an array or one of {names}. "
+            f"Received: {name}={value!r}"
+        )
     arr = _checks.real_array(value, name).astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` contains NaN or infinite values.")
@@ -104,6 +106,8 @@ def reference(value, batch: np.ndarray, name: str, sigma: float | None = None) -
         return blur(batch, sigma)
     if value.ndim == 0 or value.shape in (batch.shape[1:], batch.shape, batch.shape[-1:]):
         return np.ascontiguousarray(np.broadcast_to(value, batch.shape), dtype=np.float32)
-    raise ValueError(f"Expected `{name}` to be a number, a (C,) colour, an (H, W, C) image or "
-                     f"an (N, H, W, C) batch like `inputs` {batch.shape}. Received: "
-                     f"{name}.shape={value.shape}")
+    raise ValueError(
+        f"Expected `{name}` to be a number, a (C,) colour, an (H, W, C) image or "
+        f"an (N, H, W, C) batch like `inputs` {batch.shape}. Received: "
+        f"{name}.shape={value.shape}"
+    )

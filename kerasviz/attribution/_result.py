@@ -71,8 +71,10 @@ class Explanation:
 
     def _need_segments(self, what: str) -> None:
         if self.segments is None or self.weights is None:
-            raise ValueError(f"`{what}` needs superpixel segments and weights; this explanation "
-                             f"({self.method or 'unknown method'}) has none.")
+            raise ValueError(
+                f"`{what}` needs superpixel segments and weights; this explanation "
+                f"({self.method or 'unknown method'}) has none."
+            )
 
     def mass_maps(self) -> np.ndarray:
         """``(N, H, W)`` maps whose sum over a superpixel is its weight (weight / area per pixel).

@@ -36,8 +36,9 @@ def _upsample(tf, grid, size, align_corners=False):
     pixels, as ``scipy.ndimage.zoom(order=1)`` does in tf-keras-vis.
     """
     if align_corners:
-        return tf.raw_ops.ResizeBilinear(images=grid[..., None], size=size, align_corners=True,
-                                         half_pixel_centers=False)[..., 0]
+        return tf.raw_ops.ResizeBilinear(
+            images=grid[..., None], size=size, align_corners=True, half_pixel_centers=False
+        )[..., 0]
     return tf.image.resize(grid[..., None], size, method="bilinear")[..., 0]
 
 
@@ -46,8 +47,15 @@ class _LayerCAM(Explainer):
 
     method = ""
 
-    def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
-                 align_corners: bool = False, strategy=None):
+    def __init__(
+        self,
+        model,
+        layer=None,
+        output: str = "logit",
+        batch_size: int = 32,
+        align_corners: bool = False,
+        strategy=None,
+    ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.align_corners = bool(align_corners)
         ref = inspect.last_spatial_layer(model) if layer is None else layer
@@ -96,8 +104,13 @@ class _LayerCAM(Explainer):
 
     def _run(self, batch, targets, progress: bool = False):
         """``(maps (N, H, W), grids (N, h, w))`` of a checked batch."""
-        return _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size,
-                                    progress=progress, label=self.method)
+        return _compute.run_batched(
+            self._gradient_step(),
+            (batch, targets),
+            self.batch_size,
+            progress=progress,
+            label=self.method,
+        )
 
     def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
         """Maps at input resolution ``(N, H, W)`` with the raw ``grid`` ``(N, h, w)`` and ``layer``.
@@ -110,8 +123,13 @@ class _LayerCAM(Explainer):
         """
         batch, targets, _ = self.prepare(inputs, targets)
         maps, grids = self._run(batch, targets, progress)
-        return Explanation(maps.astype(np.float32), targets, method=self.method,
-                           grid=grids.astype(np.float32), layer=self.layer_path)
+        return Explanation(
+            maps.astype(np.float32),
+            targets,
+            method=self.method,
+            grid=grids.astype(np.float32),
+            layer=self.layer_path,
+        )
 
     def explain_with_grid(self, inputs, targets=None) -> tuple[np.ndarray, np.ndarray]:
         """Deprecated: use ``explain_full(inputs, targets)`` and its ``grid``.
@@ -119,13 +137,19 @@ class _LayerCAM(Explainer):
         Returns the maps ``(N, H, W)`` and the raw grids ``(N, h, w)`` (``(H, W)`` and
         ``(h, w)`` for one image).
         """
-        warnings.warn(f"{type(self).__name__}.explain_with_grid is deprecated; use "
-                      "explain_full(inputs, targets), whose `explanations` and `grid` are the "
-                      "maps and grids", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{type(self).__name__}.explain_with_grid is deprecated; use "
+            "explain_full(inputs, targets), whose `explanations` and `grid` are the "
+            "maps and grids",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         single = np.ndim(inputs) == 3
         result = self.explain_full(inputs, targets)
-        return (_checks.restore_single(result.explanations, single),
-                _checks.restore_single(result.grid, single))
+        return (
+            _checks.restore_single(result.explanations, single),
+            _checks.restore_single(result.grid, single),
+        )
 
 
 class GradCAM(_LayerCAM):
@@ -230,17 +254,32 @@ class ScoreCAM(_LayerCAM):
 
     method = "scorecam"
 
-    def __init__(self, model, layer=None, max_channels: int | None = None,
-                 output: str = "probability", batch_size: int = 32, align_corners: bool = False,
-                 strategy=None):
-        super().__init__(model, layer=layer, output=output, batch_size=batch_size,
-                         align_corners=align_corners, strategy=strategy)
+    def __init__(
+        self,
+        model,
+        layer=None,
+        max_channels: int | None = None,
+        output: str = "probability",
+        batch_size: int = 32,
+        align_corners: bool = False,
+        strategy=None,
+    ):
+        super().__init__(
+            model,
+            layer=layer,
+            output=output,
+            batch_size=batch_size,
+            align_corners=align_corners,
+            strategy=strategy,
+        )
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:
             max_channels = _checks.check_positive_int(max_channels, "max_channels")
             if max_channels > channels:
-                raise ValueError(f"Expected `max_channels` <= {channels} (the channels of layer "
-                                 f"{self.layer_path!r}). Received: max_channels={max_channels}")
+                raise ValueError(
+                    f"Expected `max_channels` <= {channels} (the channels of layer "
+                    f"{self.layer_path!r}). Received: max_channels={max_channels}"
+                )
         self.max_channels = max_channels
         self._acts_fn = None
         self._mask_step = None
@@ -284,8 +323,11 @@ class ScoreCAM(_LayerCAM):
             rows = np.arange(start, stop)
             image, k = np.divmod(rows, keep)
             grid = acts[image, :, :, chosen[image, k]]  # (R, h, w)
-            out = step(_compute.pad_to(batch[image], size), _compute.pad_to(grid, size),
-                       _compute.pad_to(targets[image], size))
+            out = step(
+                _compute.pad_to(batch[image], size),
+                _compute.pad_to(grid, size),
+                _compute.pad_to(targets[image], size),
+            )
             weights[image, k] = np.asarray(out)[: stop - start]
             if bar is not None:
                 bar.update(stop)
@@ -294,4 +336,3 @@ class ScoreCAM(_LayerCAM):
         size = inspect.input_shape(self.model)[:2]
         maps = np.asarray(_upsample(tf, tf.constant(grids), size, self.align_corners))
         return maps, grids
-

@@ -77,8 +77,13 @@ class _GradientExplainer(Explainer):
 
     def _batch_gradients(self, batch, targets, progress: bool = False) -> np.ndarray:
         """float32 ``(N, H, W, C)`` gradients of a checked batch, one compiled step per chunk."""
-        grads, _ = _compute.run_batched(self._gradient_step(), (batch, targets), self.batch_size,
-                                        progress=progress, label=self.method or None)
+        grads, _ = _compute.run_batched(
+            self._gradient_step(),
+            (batch, targets),
+            self.batch_size,
+            progress=progress,
+            label=self.method or None,
+        )
         return grads.astype(np.float32, copy=False)
 
     def gradients(self, inputs, targets=None) -> np.ndarray:
@@ -103,8 +108,9 @@ class _GradientExplainer(Explainer):
         """
         batch, targets, _ = self.prepare(inputs, targets)
         attributions = self._attributions(batch, targets, progress)
-        return Explanation(self._reduce(attributions), targets, method=self.method,
-                           attributions=attributions)
+        return Explanation(
+            self._reduce(attributions), targets, method=self.method, attributions=attributions
+        )
 
     def _point_gradients(self, batch, targets, points: int, make_rows, progress: bool = False):
         """Gradients at ``points`` inputs per image, summed per image.
@@ -206,9 +212,17 @@ class SmoothGrad(_GradientExplainer):
 
     method = "smoothgrad"
 
-    def __init__(self, model, noise: float = 0.15, samples: int = 25, seed: int = 0,
-                 value_range: tuple[float, float] | None = None, output: str = "logit",
-                 batch_size: int = 32, strategy=None):
+    def __init__(
+        self,
+        model,
+        noise: float = 0.15,
+        samples: int = 25,
+        seed: int = 0,
+        value_range: tuple[float, float] | None = None,
+        output: str = "logit",
+        batch_size: int = 32,
+        strategy=None,
+    ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.noise = _checks.check_positive_float(noise, "noise", allow_zero=True)
         self.samples = _checks.check_positive_int(samples, "samples")
@@ -250,8 +264,10 @@ def _value_range(value) -> tuple[float, float]:
     """``(low, high)`` finite numbers with ``high > low``, as floats."""
     arr = _checks.real_array(value, "value_range")
     if arr.shape != (2,) or not np.all(np.isfinite(arr)) or not arr[1] > arr[0]:
-        raise ValueError("Expected `value_range` to be (low, high), finite, with high > low. "
-                         f"Received: value_range={value!r}")
+        raise ValueError(
+            "Expected `value_range` to be (low, high), finite, with high > low. "
+            f"Received: value_range={value!r}"
+        )
     return float(arr[0]), float(arr[1])
 
 
@@ -284,8 +300,15 @@ class IntegratedGradients(_GradientExplainer):
     method = "integrated_gradients"
     _reduce = staticmethod(_channel_sum)
 
-    def __init__(self, model, baseline="zeros", steps: int = 64, output: str = "logit",
-                 batch_size: int = 32, strategy=None):
+    def __init__(
+        self,
+        model,
+        baseline="zeros",
+        steps: int = 64,
+        output: str = "logit",
+        batch_size: int = 32,
+        strategy=None,
+    ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.baseline = _references.check_reference(baseline, "baseline")
         self.steps = _checks.check_positive_int(steps, "steps")
@@ -315,8 +338,9 @@ class IntegratedGradients(_GradientExplainer):
         total = attr.reshape(len(attr), -1).sum(axis=1)
         diff = end.astype(np.float64) - start
         gap = np.abs(total - diff) / np.maximum(np.abs(diff), 1e-12)
-        report = Completeness(total.astype(np.float32), diff.astype(np.float32),
-                              gap.astype(np.float32))
+        report = Completeness(
+            total.astype(np.float32), diff.astype(np.float32), gap.astype(np.float32)
+        )
         return attr.astype(np.float32), report
 
     def _attributions(self, batch, targets, progress: bool) -> np.ndarray:
@@ -339,8 +363,13 @@ class IntegratedGradients(_GradientExplainer):
         """
         batch, targets, _ = self.prepare(inputs, targets)
         attributions, report = self._integrate(batch, targets, progress)
-        return Explanation(self._reduce(attributions), targets, method=self.method,
-                           attributions=attributions, completeness=report)
+        return Explanation(
+            self._reduce(attributions),
+            targets,
+            method=self.method,
+            attributions=attributions,
+            completeness=report,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,8 +392,9 @@ class _RuleGradients(_GradientExplainer):
 
     rule = "guided"
 
-    def __init__(self, model, layer=None, output: str = "logit", batch_size: int = 32,
-                 strategy=None):
+    def __init__(
+        self, model, layer=None, output: str = "logit", batch_size: int = 32, strategy=None
+    ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self._rules = inspect.relu_rule_model(model, self.rule, layer=layer, view=self.scored)
         self.layer = self._rules.layer

@@ -47,9 +47,13 @@ _SEGMENT_DEFAULTS = {
 
 def __getattr__(name):
     if name == "LimeResult":
-        warnings.warn("kerasviz.attribution.lime.LimeResult is deprecated; Lime.explain_full "
-                      "returns a kerasviz.attribution.Explanation (its `scores` are now "
-                      "`fit_r2`)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "kerasviz.attribution.lime.LimeResult is deprecated; Lime.explain_full "
+            "returns a kerasviz.attribution.Explanation (its `scores` are now "
+            "`fit_r2`)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return Explanation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -78,15 +82,18 @@ def grid_segments(height: int, width: int, cells=8) -> np.ndarray:
     """
     rows, cols = _checks.pair(cells, "cells")
     if rows > height or cols > width:
-        raise ValueError(f"Expected `cells` of at most ({height}, {width}) for an image of that "
-                         f"size. Received: cells={cells!r}")
+        raise ValueError(
+            f"Expected `cells` of at most ({height}, {width}) for an image of that "
+            f"size. Received: cells={cells!r}"
+        )
     ys = (np.arange(height) * rows) // height
     xs = (np.arange(width) * cols) // width
     return (ys[:, None] * cols + xs[None, :]).astype(np.int32)
 
 
-def segment(image: np.ndarray, method: str = "quickshift", seed: int | None = 0,
-            **kwargs) -> np.ndarray:
+def segment(
+    image: np.ndarray, method: str = "quickshift", seed: int | None = 0, **kwargs
+) -> np.ndarray:
     """Superpixels of one image ``(H, W, C)`` as int32 labels ``(H, W)`` from 0.
 
     Args:
@@ -102,8 +109,9 @@ def segment(image: np.ndarray, method: str = "quickshift", seed: int | None = 0,
     if img.ndim != 3:
         raise ValueError(f"Expected `image` of rank 3 (H, W, C). Received: shape={img.shape}")
     if method not in SEGMENTATIONS:
-        raise ValueError(f"Expected `method` in {SEGMENTATIONS} or a callable. "
-                         f"Received: method={method!r}")
+        raise ValueError(
+            f"Expected `method` in {SEGMENTATIONS} or a callable. Received: method={method!r}"
+        )
     settings = dict(_SEGMENT_DEFAULTS[method])
     if method == "quickshift":
         scale = max(img.shape[:2]) / 224.0
@@ -112,8 +120,10 @@ def segment(image: np.ndarray, method: str = "quickshift", seed: int | None = 0,
     if method == "grid":
         return grid_segments(img.shape[0], img.shape[1], **settings)
     if img.shape[-1] not in (1, 3):
-        raise ValueError(f"{method!r} segments images with 1 or 3 channels. Received "
-                         f"{img.shape[-1]} channels; use segmentation='grid' or a callable.")
+        raise ValueError(
+            f"{method!r} segments images with 1 or 3 channels. Received "
+            f"{img.shape[-1]} channels; use segmentation='grid' or a callable."
+        )
     from skimage import segmentation as sk
 
     unit = unit_range(img)
@@ -132,14 +142,17 @@ def check_segments(segments, shape: tuple[int, int], name: str = "segments") -> 
     if seg.dtype == bool or not np.issubdtype(seg.dtype, np.integer):
         raise TypeError(f"Expected `{name}` of an integer dtype. Received: dtype={seg.dtype}")
     if seg.shape != tuple(shape):
-        raise ValueError(f"Expected `{name}` of shape {tuple(shape)} (H, W). "
-                         f"Received: shape={seg.shape}")
+        raise ValueError(
+            f"Expected `{name}` of shape {tuple(shape)} (H, W). Received: shape={seg.shape}"
+        )
     _, labels = np.unique(seg, return_inverse=True)
     labels = labels.reshape(seg.shape).astype(np.int32)
     count = int(labels.max()) + 1
     if count < 2:
-        raise ValueError(f"`{name}` has a single segment; LIME needs at least 2 superpixels to "
-                         "switch on and off. Use a finer segmentation.")
+        raise ValueError(
+            f"`{name}` has a single segment; LIME needs at least 2 superpixels to "
+            "switch on and off. Use a finer segmentation."
+        )
     return labels
 
 
@@ -207,11 +220,15 @@ class Lime(Explainer):
     ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         if not callable(segmentation) and segmentation not in SEGMENTATIONS:
-            raise ValueError(f"Expected `segmentation` in {SEGMENTATIONS} or a callable. "
-                             f"Received: segmentation={segmentation!r}")
+            raise ValueError(
+                f"Expected `segmentation` in {SEGMENTATIONS} or a callable. "
+                f"Received: segmentation={segmentation!r}"
+            )
         if segmentation_args is not None and not isinstance(segmentation_args, dict):
-            raise TypeError("Expected `segmentation_args` to be a dict or None. "
-                            f"Received: {type(segmentation_args)!r}")
+            raise TypeError(
+                "Expected `segmentation_args` to be a dict or None. "
+                f"Received: {type(segmentation_args)!r}"
+            )
         self.segmentation = segmentation
         self.segmentation_args = dict(segmentation_args or {})
         self.num_samples = _checks.check_positive_int(num_samples, "num_samples", minimum=2)
@@ -227,8 +244,11 @@ class Lime(Explainer):
         self.seed = seed
         self._progress = False
         if progress is not None:
-            warnings.warn("Lime(progress=...) is deprecated; pass progress= to explain() or "
-                          "explain_full()", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "Lime(progress=...) is deprecated; pass progress= to explain() or explain_full()",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             self._progress = bool(progress)
         self._steps: dict[tuple, Callable] = {}
 
@@ -258,8 +278,10 @@ class Lime(Explainer):
         for i, (image, seg) in enumerate(zip(batch, segments, strict=True)):
             count = int(seg.max()) + 1
             flat = seg.ravel()
-            sums = np.stack([np.bincount(flat, image[..., c].ravel(), count)
-                             for c in range(image.shape[-1])], axis=-1)  # (S, C)
+            sums = np.stack(
+                [np.bincount(flat, image[..., c].ravel(), count) for c in range(image.shape[-1])],
+                axis=-1,
+            )  # (S, C)
             means = sums / np.bincount(flat, minlength=count)[:, None]
             out[i] = means[seg]
         return out
@@ -272,18 +294,20 @@ class Lime(Explainer):
         h, w, c = shape
         model = self.scored
 
-        @tf.function(input_signature=[
-            tf.TensorSpec((None, h, w, c), tf.float32),   # images
-            tf.TensorSpec((None, h, w, c), tf.float32),   # images - fills
-            tf.TensorSpec((None, h, w), tf.int32),        # segments
-            tf.TensorSpec((None,), tf.int32),             # image of each sample (B,)
-            tf.TensorSpec((None, None), tf.float32),      # on/off rows (B, S)
-        ])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, h, w, c), tf.float32),  # images
+                tf.TensorSpec((None, h, w, c), tf.float32),  # images - fills
+                tf.TensorSpec((None, h, w), tf.int32),  # segments
+                tf.TensorSpec((None,), tf.int32),  # image of each sample (B,)
+                tf.TensorSpec((None, None), tf.float32),  # on/off rows (B, S)
+            ]
+        )
         def step(fills, deltas, segments, ids, rows):
-            seg = tf.gather(segments, ids)                          # (B, H, W)
-            on = tf.gather(rows, seg, batch_dims=1)[..., None]      # (B, S) -> (B, H, W, 1)
+            seg = tf.gather(segments, ids)  # (B, H, W)
+            on = tf.gather(rows, seg, batch_dims=1)[..., None]  # (B, S) -> (B, H, W, 1)
             x = tf.gather(fills, ids) + on * tf.gather(deltas, ids)  # hidden = fill
-            return model(x, training=False)                         # (B, K)
+            return model(x, training=False)  # (B, K)
 
         step = self.distributed(step, split=(3, 4))  # samples split, images whole
         self._steps[shape] = step
@@ -291,8 +315,7 @@ class Lime(Explainer):
 
     # -- public -----------------------------------------------------------------------------
 
-    def explain(self, inputs, targets=None, progress: bool = False, *,
-                segments=None) -> np.ndarray:
+    def explain(self, inputs, targets=None, progress: bool = False, *, segments=None) -> np.ndarray:
         """LIME maps ``(N, H, W)`` float32: each pixel takes its superpixel's weight.
 
         Args:
@@ -309,8 +332,9 @@ class Lime(Explainer):
         result = self.explain_full(inputs, targets, progress, segments=segments)
         return _checks.restore_single(result.explanations, single)
 
-    def explain_full(self, inputs, targets=None, progress: bool = False, *,
-                     segments=None) -> Explanation:
+    def explain_full(
+        self, inputs, targets=None, progress: bool = False, *, segments=None
+    ) -> Explanation:
         """Like `explain`, with the segments, weights, intercepts, fit R^2 and timings.
 
         Returns:
@@ -325,14 +349,17 @@ class Lime(Explainer):
         ((37,), (4,))
         """
         if not isinstance(progress, bool | np.bool_ | int):
-            raise TypeError("Expected `progress` to be a bool. Received: progress of type "
-                            f"{type(progress).__name__}; pass pre-computed superpixels as "
-                            "`segments=`.")
+            raise TypeError(
+                "Expected `progress` to be a bool. Received: progress of type "
+                f"{type(progress).__name__}; pass pre-computed superpixels as "
+                "`segments=`."
+            )
         progress = bool(progress) or self._progress
         batch, targets, single = self.prepare(inputs, targets)
         n, h, w, c = batch.shape
-        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy
-                                                           % (2**31))
+        seed = (
+            self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        )
         timings = {}
 
         t0 = time.perf_counter()
@@ -343,8 +370,10 @@ class Lime(Explainer):
             if single and given.ndim == 2:
                 given = given[None]
             if given.ndim != 3 or given.shape[0] != n:
-                raise ValueError(f"Expected `segments` of shape ({n}, {h}, {w}). "
-                                 f"Received: segments.shape={given.shape}")
+                raise ValueError(
+                    f"Expected `segments` of shape ({n}, {h}, {w}). "
+                    f"Received: segments.shape={given.shape}"
+                )
             segs = np.stack([check_segments(s, (h, w)) for s in given])
         counts = segs.reshape(n, -1).max(axis=1) + 1  # (N,) superpixels per image
         timings["segmentation"] = time.perf_counter() - t0
@@ -384,8 +413,16 @@ class Lime(Explainer):
             maps[i] = coef[segs[i]]
         timings["fit"] = time.perf_counter() - t0
 
-        return Explanation(maps, targets, method=self.method, segments=segs, weights=weights,
-                           intercepts=intercepts, fit_r2=fit_r2, timings=timings)
+        return Explanation(
+            maps,
+            targets,
+            method=self.method,
+            segments=segs,
+            weights=weights,
+            intercepts=intercepts,
+            fit_r2=fit_r2,
+            timings=timings,
+        )
 
     def _sample(self, counts: np.ndarray, seed: int) -> np.ndarray:
         """0/1 rows ``(N, num_samples, S_max)``; row 0 keeps every superpixel on.
@@ -407,5 +444,4 @@ class Lime(Explainer):
         sample_weight = cosine_kernel(z.sum(axis=1), s, self.kernel_width)
         reg = Ridge(alpha=self.alpha, fit_intercept=True)
         reg.fit(z, y, sample_weight=sample_weight)
-        return reg.coef_, float(reg.intercept_), float(reg.score(z, y,
-                                                                 sample_weight=sample_weight))
+        return reg.coef_, float(reg.intercept_), float(reg.score(z, y, sample_weight=sample_weight))

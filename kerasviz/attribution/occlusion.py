@@ -84,13 +84,31 @@ class Occlusion(PatchExplainer):
 
     method = "occlusion"
 
-    def __init__(self, model, patch=16, stride=None, fill="mean", output: str = "probability",
-                 batch_size: int = 32, jit_compile: bool = False,
-                 blur_sigma: float | None = None, mode: str | None = None, strategy=None):
+    def __init__(
+        self,
+        model,
+        patch=16,
+        stride=None,
+        fill="mean",
+        output: str = "probability",
+        batch_size: int = 32,
+        jit_compile: bool = False,
+        blur_sigma: float | None = None,
+        mode: str | None = None,
+        strategy=None,
+    ):
         check_mode(mode, "full", "Occlusion")
-        super().__init__(model, patch=patch, stride=stride, fill=fill, output=output,
-                         batch_size=batch_size, jit_compile=jit_compile, blur_sigma=blur_sigma,
-                         strategy=strategy)
+        super().__init__(
+            model,
+            patch=patch,
+            stride=stride,
+            fill=fill,
+            output=output,
+            batch_size=batch_size,
+            jit_compile=jit_compile,
+            blur_sigma=blur_sigma,
+            strategy=strategy,
+        )
         self._steps: dict[tuple, object] = {}
 
     # -- step 2: compiled scoring --------------------------------------------------------------
@@ -130,8 +148,13 @@ class Occlusion(PatchExplainer):
         self._steps[key] = step
         return step
 
-    def score(self, batch: np.ndarray, tasks: np.ndarray, fills: np.ndarray | None = None,
-              progress: bool = False) -> np.ndarray:
+    def score(
+        self,
+        batch: np.ndarray,
+        tasks: np.ndarray,
+        fills: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
         """Scores ``(T, K)`` of the occluded copies described by ``tasks`` ``(T, 3)``.
 
         Args:

@@ -39,9 +39,18 @@ class ProjectorCallback(keras.callbacks.Callback):
     >>> model.fit(x, y, epochs=10, callbacks=[ProjectorCallback("logs", x[:500], y[:500])])
     """
 
-    def __init__(self, log_dir, inputs, labels=None, layer=None, reduce: str = "flatten",
-                 every: int | None = None, sprite: bool = True, batch_size: int = 64,
-                 overwrite: bool = False):
+    def __init__(
+        self,
+        log_dir,
+        inputs,
+        labels=None,
+        layer=None,
+        reduce: str = "flatten",
+        every: int | None = None,
+        sprite: bool = True,
+        batch_size: int = 64,
+        overwrite: bool = False,
+    ):
         super().__init__()
         self.log_dir = Path(log_dir)
         self.inputs, _ = _checks.check_images(inputs, name="inputs")
@@ -64,10 +73,13 @@ class ProjectorCallback(keras.callbacks.Callback):
         if self.log_dir.exists() and not self.overwrite:
             existing = sorted(p.name for p in self.log_dir.glob("epoch_*"))
             if existing:
-                raise FileExistsError(f"{self.log_dir} already holds projector exports "
-                                      f"{existing[:3]}; pass overwrite=True or another log_dir.")
-        self._extractor = FeatureExtractor(self.model, layer=self.layer, reduce=self.reduce,
-                                           batch_size=self.batch_size)
+                raise FileExistsError(
+                    f"{self.log_dir} already holds projector exports "
+                    f"{existing[:3]}; pass overwrite=True or another log_dir."
+                )
+        self._extractor = FeatureExtractor(
+            self.model, layer=self.layer, reduce=self.reduce, batch_size=self.batch_size
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         self._epoch = epoch + 1
@@ -80,8 +92,12 @@ class ProjectorCallback(keras.callbacks.Callback):
 
     def _export(self):
         vectors = self._extractor.extract(self.inputs)
-        path = export_projector(self.log_dir / f"epoch_{self._epoch:04d}", vectors,
-                                labels=self.labels,
-                                images=self.inputs if self.sprite else None, overwrite=True)
+        path = export_projector(
+            self.log_dir / f"epoch_{self._epoch:04d}",
+            vectors,
+            labels=self.labels,
+            images=self.inputs if self.sprite else None,
+            overwrite=True,
+        )
         self._last_export = self._epoch
         self.exported.append(path)

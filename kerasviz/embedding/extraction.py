@@ -49,8 +49,9 @@ class FeatureExtractor:
     (1797, 128)
     """
 
-    def __init__(self, model, layer=None, reduce: str = "flatten", batch_size: int = 64,
-                 strategy=None):
+    def __init__(
+        self, model, layer=None, reduce: str = "flatten", batch_size: int = 64, strategy=None
+    ):
         self.reduce = _checks.check_choice(reduce, "reduce", REDUCTIONS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self.model = model
@@ -70,17 +71,21 @@ class FeatureExtractor:
         self._model = inspect.reduced_model(sub, self.reduce)
         self.dim = self._model.outputs[0].shape[-1]
         # Each padded batch is split across the strategy's replicas (one device: unchanged).
-        self._forward = _compute.distribute(_compute.compiled_forward(self._model),
-                                            _compute.resolve_strategy(strategy),
-                                            rows=self.batch_size)
+        self._forward = _compute.distribute(
+            _compute.compiled_forward(self._model),
+            _compute.resolve_strategy(strategy),
+            rows=self.batch_size,
+        )
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """One padded batch through the compiled graph; returns ``(n, D)`` float32."""
         n = batch.shape[0]
         out = np.asarray(self._forward(_compute.pad_to(batch, self.batch_size)))
         if out.ndim != 2 or out.shape[0] != self.batch_size:
-            raise ValueError(f"Layer {self.layer!r} returned shape {out.shape} for a batch of "
-                             f"{self.batch_size} images; expected ({self.batch_size}, D).")
+            raise ValueError(
+                f"Layer {self.layer!r} returned shape {out.shape} for a batch of "
+                f"{self.batch_size} images; expected ({self.batch_size}, D)."
+            )
         return out[:n].astype(np.float32, copy=False)
 
     def extract(self, data, progress: bool = False):
@@ -113,16 +118,22 @@ class FeatureExtractor:
         if isinstance(data, tf.data.Dataset):
             return self._extract_dataset(data, progress)
         if isinstance(data, str | bytes | Mapping):
-            raise TypeError("Expected `data` to be images (N, H, W, C) or a tf.data.Dataset. "
-                            f"Received: data of type {type(data).__name__}")
+            raise TypeError(
+                "Expected `data` to be images (N, H, W, C) or a tf.data.Dataset. "
+                f"Received: data of type {type(data).__name__}"
+            )
         arr, single = _checks.as_batch(np.asarray(data), "N, H, W, C", "data")
         if arr.shape[0] == 0:
             raise ValueError(f"`data` is an empty batch. Received: data.shape={arr.shape}")
         expected = inspect.input_shape(self.model)
-        if any(want is not None and got != want
-               for got, want in zip(arr.shape[1:], expected, strict=True)):
-            raise ValueError(f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
-                             f"for model {self.model.name!r}. Received: data.shape={arr.shape}")
+        if any(
+            want is not None and got != want
+            for got, want in zip(arr.shape[1:], expected, strict=True)
+        ):
+            raise ValueError(
+                f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
+                f"for model {self.model.name!r}. Received: data.shape={arr.shape}"
+            )
         bar = _progress.progress(arr.shape[0], progress)
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.
@@ -137,13 +148,17 @@ class FeatureExtractor:
         import tensorflow as tf
 
         if data.cardinality() == tf.data.INFINITE_CARDINALITY:
-            raise ValueError("`data` is an infinite tf.data.Dataset (a `.repeat()` without "
-                             "count?); take a finite part with `.take(n)`.")
+            raise ValueError(
+                "`data` is an infinite tf.data.Dataset (a `.repeat()` without "
+                "count?); take a finite part with `.take(n)`."
+            )
         spec = data.element_spec
         if isinstance(spec, tf.TensorSpec):
             arity, image_spec = 1, spec
-        elif isinstance(spec, tuple) and len(spec) in (2, 3) and all(
-            isinstance(s, tf.TensorSpec) for s in spec
+        elif (
+            isinstance(spec, tuple)
+            and len(spec) in (2, 3)
+            and all(isinstance(s, tf.TensorSpec) for s in spec)
         ):
             arity, image_spec = len(spec), spec[0]
         else:
@@ -191,8 +206,9 @@ def _decode(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def features(model, data, layer=None, batch_size: int = 64, reduce: str = "flatten",
-             progress: bool = False):
+def features(
+    model, data, layer=None, batch_size: int = 64, reduce: str = "flatten", progress: bool = False
+):
     """Feature vectors of ``data`` at ``layer``: a one-off `FeatureExtractor`.
 
     Args:

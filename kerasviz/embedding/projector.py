@@ -33,31 +33,40 @@ def _metadata_rows(labels, n: int) -> list[str]:
         for name, col in zip(names, columns, strict=True):
             if col is None or col.shape[0] != n:
                 got = "a scalar" if col is None else f"{col.shape[0]} values"
-                raise ValueError(f"`labels` column {name!r} has {got}; expected {n} (one per "
-                                 "feature vector).")
+                raise ValueError(
+                    f"`labels` column {name!r} has {got}; expected {n} (one per feature vector)."
+                )
     else:
         if isinstance(labels, str | bytes):
-            raise TypeError("Expected `labels` to be a sequence (one per vector) or a mapping "
-                            "{column: values}. Received: a string")
+            raise TypeError(
+                "Expected `labels` to be a sequence (one per vector) or a mapping "
+                "{column: values}. Received: a string"
+            )
         arr = np.asarray(labels)
         if arr.ndim != 1:
-            raise ValueError(f"Expected `labels` of shape (N,) or a mapping {{column: values}}. "
-                             f"Received: labels.shape={arr.shape}")
+            raise ValueError(
+                f"Expected `labels` of shape (N,) or a mapping {{column: values}}. "
+                f"Received: labels.shape={arr.shape}"
+            )
         if arr.shape[0] != n:
-            raise ValueError(f"`labels` has {arr.shape[0]} values; expected {n} (one per "
-                             "feature vector).")
+            raise ValueError(
+                f"`labels` has {arr.shape[0]} values; expected {n} (one per feature vector)."
+            )
         names, columns = [], [arr]
 
     def cell(value, column: str) -> str:
         text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         if "\t" in text or "\n" in text or "\r" in text:
-            raise ValueError(f"`labels` {column} holds a value with a tab or line break: "
-                             f"{text!r}; metadata.tsv cannot store it.")
+            raise ValueError(
+                f"`labels` {column} holds a value with a tab or line break: "
+                f"{text!r}; metadata.tsv cannot store it."
+            )
         return text
 
     where = [f"column {c!r}" for c in names] or ["column"]
-    rows = ["\t".join(cell(col[i], w) for col, w in zip(columns, where, strict=True))
-            for i in range(n)]
+    rows = [
+        "\t".join(cell(col[i], w) for col, w in zip(columns, where, strict=True)) for i in range(n)
+    ]
     if len(columns) > 1:  # the projector reads a first line with a tab as the header
         rows.insert(0, "\t".join(cell(c, "name") for c in names))
     return rows
@@ -72,21 +81,28 @@ def _sprite_images(images, n: int) -> np.ndarray:
         if len(shapes) > 1:
             first = [np.shape(img) for img in images]
             odd = next(i for i, s in enumerate(first) if s != first[0])
-            raise ValueError(f"`images` for the sprite must all have one size. Received: "
-                             f"images[0].shape={first[0]} and images[{odd}].shape={first[odd]}")
+            raise ValueError(
+                f"`images` for the sprite must all have one size. Received: "
+                f"images[0].shape={first[0]} and images[{odd}].shape={first[odd]}"
+            )
         items = np.asarray(images)
     else:
-        raise TypeError("Expected `images` as an array (N, H, W[, C]) or a list of arrays. "
-                        f"Received: {type(images).__name__}")
+        raise TypeError(
+            "Expected `images` as an array (N, H, W[, C]) or a list of arrays. "
+            f"Received: {type(images).__name__}"
+        )
     arr = np.asarray(items)
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError("Expected `images` of shape (N, H, W) or (N, H, W, C) with C in 1, 3, "
-                         f"4. Received: images.shape={arr.shape}")
+        raise ValueError(
+            "Expected `images` of shape (N, H, W) or (N, H, W, C) with C in 1, 3, "
+            f"4. Received: images.shape={arr.shape}"
+        )
     if arr.shape[0] != n:
-        raise ValueError(f"`images` has {arr.shape[0]} images; expected {n} (one per feature "
-                         "vector).")
+        raise ValueError(
+            f"`images` has {arr.shape[0]} images; expected {n} (one per feature vector)."
+        )
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
@@ -141,7 +157,7 @@ def _write_sprite(path: Path, images: np.ndarray) -> tuple[int, int]:
             pic = Image.fromarray(tile[..., 0] if c == 1 else tile, mode)
             tile = np.asarray(pic.resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c)
         r, col = divmod(i, per_row)
-        sheet[r * th:(r + 1) * th, col * tw:(col + 1) * tw] = tile
+        sheet[r * th : (r + 1) * th, col * tw : (col + 1) * tw] = tile
     Image.fromarray(sheet[..., 0] if c == 1 else sheet, mode).save(path)
     return tw, th
 
@@ -179,8 +195,9 @@ def _write_config(folder: Path, tensor_name: str, metadata: bool, sprite) -> Non
     (folder / CONFIG_NAME).write_text(text_format.MessageToString(config))
 
 
-def export_projector(logdir, features, labels=None, images=None, overwrite: bool = False,
-                     name: str = "embedding") -> Path:
+def export_projector(
+    logdir, features, labels=None, images=None, overwrite: bool = False, name: str = "embedding"
+) -> Path:
     """Write a log directory that TensorBoard's embedding projector opens.
 
     The folder holds the vectors as a TensorFlow checkpoint (tensor
@@ -226,8 +243,10 @@ def export_projector(logdir, features, labels=None, images=None, overwrite: bool
         if not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace the export.")
         if not target.is_dir() or (any(target.iterdir()) and not (target / CONFIG_NAME).exists()):
-            raise FileExistsError(f"{target} exists and is not a projector export (no "
-                                  f"{CONFIG_NAME}); it is not replaced. Choose another logdir.")
+            raise FileExistsError(
+                f"{target} exists and is not a projector export (no "
+                f"{CONFIG_NAME}); it is not replaced. Choose another logdir."
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:

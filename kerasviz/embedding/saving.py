@@ -34,8 +34,14 @@ def _neighbour_rows(names: list[str], vectors: np.ndarray, k: int, metric: str) 
     return text.getvalue()
 
 
-def save_features(out, names: Sequence[str], vectors, k: int = 5, metric: str = "euclidean",
-                  overwrite: bool = False) -> tuple[Path, Path]:
+def save_features(
+    out,
+    names: Sequence[str],
+    vectors,
+    k: int = 5,
+    metric: str = "euclidean",
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
     """Write feature vectors as ``features.npy`` and their neighbours as ``neighbours.csv``.
 
     ``features.npy`` holds the ``(N, D)`` float32 vectors (``numpy.load`` reads it);
@@ -73,24 +79,29 @@ def save_features(out, names: Sequence[str], vectors, k: int = 5, metric: str = 
     metric = _checks.check_choice(metric, "metric", METRICS)
     if isinstance(names, str | bytes) or not isinstance(names, Sequence | np.ndarray):
         # a string is one name, not a sequence of them
-        raise TypeError(f"Expected `names` to be a sequence of strings (one per vector). "
-                        f"Received: names of type {type(names).__name__}")
+        raise TypeError(
+            f"Expected `names` to be a sequence of strings (one per vector). "
+            f"Received: names of type {type(names).__name__}"
+        )
     labels = [os.fspath(n) if isinstance(n, str | os.PathLike) else None for n in names]
     if None in labels or not all(isinstance(n, str) for n in labels):
         bad = next(n for n, t in zip(names, labels, strict=True) if not isinstance(t, str))
-        raise TypeError(f"Expected `names` of strings or paths. Received: {bad!r} of type "
-                        f"{type(bad).__name__}")
+        raise TypeError(
+            f"Expected `names` of strings or paths. Received: {bad!r} of type {type(bad).__name__}"
+        )
     if len(labels) != feats.shape[0]:
-        raise ValueError(f"Expected one name per vector: {feats.shape[0]} names. Received: "
-                         f"{len(labels)} names")
+        raise ValueError(
+            f"Expected one name per vector: {feats.shape[0]} names. Received: {len(labels)} names"
+        )
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder; choose another `out`.")
     paths = (folder / FEATURES_NAME, folder / NEIGHBOURS_NAME)
     existing = [p.name for p in paths if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{folder} already holds {', '.join(existing)}; pass "
-                              "overwrite=True to replace them.")
+        raise FileExistsError(
+            f"{folder} already holds {', '.join(existing)}; pass overwrite=True to replace them."
+        )
     table = _neighbour_rows(labels, feats, k, metric)  # computed before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     temps = []

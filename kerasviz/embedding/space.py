@@ -13,8 +13,14 @@ METRICS = ("euclidean", "cosine")
 PROJECTIONS = ("pca", "tsne", "umap")
 
 
-def nearest(features, query, k: int = 5, metric: str = "euclidean", extractor=None,
-            exclude_self: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    features,
+    query,
+    k: int = 5,
+    metric: str = "euclidean",
+    extractor=None,
+    exclude_self: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest neighbours of each query among ``features`` (exact, brute force).
 
     Args:
@@ -56,25 +62,29 @@ def nearest(features, query, k: int = 5, metric: str = "euclidean", extractor=No
         if rows.size == 0:
             raise ValueError("`query` is an empty sequence of indices.")
         if rows.min() < -n or rows.max() >= n:
-            raise ValueError(f"`query` indices must lie in [{-n}, {n - 1}] for {n} features. "
-                             f"Received: {rows.tolist()}")
+            raise ValueError(
+                f"`query` indices must lie in [{-n}, {n - 1}] for {n} features. "
+                f"Received: {rows.tolist()}"
+            )
         rows = rows % n
         vectors = feats[rows]
     elif q.ndim in (3, 4):
         if extractor is None:
-            raise TypeError("`query` looks like images (rank 3 or 4); pass `extractor=` (the "
-                            "FeatureExtractor that made `features`) to turn them into vectors.")
+            raise TypeError(
+                "`query` looks like images (rank 3 or 4); pass `extractor=` (the "
+                "FeatureExtractor that made `features`) to turn them into vectors."
+            )
         vectors = np.atleast_2d(extractor.extract(q))
     else:
         vectors = _checks.check_features(np.atleast_2d(q), name="query")
     if vectors.shape[1] != feats.shape[1]:
-        raise ValueError(f"`query` vectors have length {vectors.shape[1]}, `features` have "
-                         f"{feats.shape[1]}.")
+        raise ValueError(
+            f"`query` vectors have length {vectors.shape[1]}, `features` have {feats.shape[1]}."
+        )
     skip = exclude_self and by_index
     available = n - 1 if skip else n
     if k > available:
-        raise ValueError(f"Expected `k` <= {available} (the candidates per query). "
-                         f"Received: k={k}")
+        raise ValueError(f"Expected `k` <= {available} (the candidates per query). Received: k={k}")
     out_idx = np.empty((vectors.shape[0], k), np.int64)
     out_dist = np.empty((vectors.shape[0], k), np.float32)
     block = max(1, 2**22 // n)  # bounds the distance matrix held at once to ~32 MB
@@ -104,10 +114,15 @@ def kmeans(features, n_clusters: int = 10, seed: int = 0, n_init: int = 10) -> n
     feats = _checks.check_features(features)
     n_clusters = _checks.check_positive_int(n_clusters, "n_clusters")
     if n_clusters > feats.shape[0]:
-        raise ValueError(f"Expected `n_clusters` <= {feats.shape[0]} (the number of vectors). "
-                         f"Received: n_clusters={n_clusters}")
-    model = KMeans(n_clusters=n_clusters, n_init=_checks.check_positive_int(n_init, "n_init"),
-                   random_state=seed)
+        raise ValueError(
+            f"Expected `n_clusters` <= {feats.shape[0]} (the number of vectors). "
+            f"Received: n_clusters={n_clusters}"
+        )
+    model = KMeans(
+        n_clusters=n_clusters,
+        n_init=_checks.check_positive_int(n_init, "n_init"),
+        random_state=seed,
+    )
     return model.fit_predict(feats).astype(np.int64)
 
 
@@ -123,8 +138,10 @@ def purity(clusters, labels) -> float:
     c = np.asarray(clusters).ravel()
     y = np.asarray(labels).ravel()
     if c.shape != y.shape or c.size == 0:
-        raise ValueError(f"Expected `clusters` and `labels` of the same non-zero length. "
-                         f"Received: {c.shape[0]} clusters and {y.shape[0]} labels")
+        raise ValueError(
+            f"Expected `clusters` and `labels` of the same non-zero length. "
+            f"Received: {c.shape[0]} clusters and {y.shape[0]} labels"
+        )
     _, y_codes = np.unique(y, return_inverse=True)
     _, c_codes = np.unique(c, return_inverse=True)
     table = np.zeros((c_codes.max() + 1, y_codes.max() + 1), np.int64)
@@ -132,8 +149,14 @@ def purity(clusters, labels) -> float:
     return float(table.max(axis=1).sum() / c.size)
 
 
-def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30.0,
-            pca_dims: int = 50, max_iter: int = 1000) -> np.ndarray:
+def project(
+    features,
+    method: str = "pca",
+    seed: int = 0,
+    perplexity: float = 30.0,
+    pca_dims: int = 50,
+    max_iter: int = 1000,
+) -> np.ndarray:
     """A 2-D map of the feature vectors.
 
     Args:
@@ -175,8 +198,9 @@ def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30
         try:
             import umap
         except ImportError:
-            raise ImportError("method='umap' needs the optional package umap-learn: "
-                              "`pip install kerasviz[umap]`.") from None
+            raise ImportError(
+                "method='umap' needs the optional package umap-learn: `pip install kerasviz[umap]`."
+            ) from None
         reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, n - 1))
         return np.asarray(reducer.fit_transform(feats), dtype=np.float32)
     from sklearn.manifold import TSNE
@@ -184,7 +208,12 @@ def project(features, method: str = "pca", seed: int = 0, perplexity: float = 30
     if d > pca_dims and n > pca_dims:
         feats = PCA(n_components=pca_dims, random_state=seed).fit_transform(feats)
     max_iter = _checks.check_positive_int(max_iter, "max_iter", minimum=250)
-    tsne = TSNE(n_components=2, perplexity=min(float(perplexity), (n - 1) / 3.0), init="pca",
-                learning_rate="auto", max_iter=max_iter, random_state=seed)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(float(perplexity), (n - 1) / 3.0),
+        init="pca",
+        learning_rate="auto",
+        max_iter=max_iter,
+        random_state=seed,
+    )
     return tsne.fit_transform(feats).astype(np.float32)
-

@@ -99,15 +99,18 @@ __all__ = [
 ]
 
 # Argument checks that lived here before they moved to `kerasviz._checks` (kept one release).
-_MOVED = ("real_array", "as_batch", "restore_single", "check_targets", "check_positive_int",
-          "pair")
+_MOVED = ("real_array", "as_batch", "restore_single", "check_targets", "check_positive_int", "pair")
 
 
 def check_images(inputs, model=None, name: str = "inputs", value_range=None):
     """Deprecated: use `check_inputs` (with a model) or `kerasviz._checks.check_images`."""
-    warnings.warn("kerasviz.inspect.check_images is deprecated; use "
-                  "kerasviz.inspect.check_inputs(model, inputs) or "
-                  "kerasviz._checks.check_images(inputs)", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "kerasviz.inspect.check_images is deprecated; use "
+        "kerasviz.inspect.check_inputs(model, inputs) or "
+        "kerasviz._checks.check_images(inputs)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if model is None:
         return _checks.check_images(inputs, name=name, value_range=value_range)
     return check_inputs(model, inputs, name=name, value_range=value_range)
@@ -115,7 +118,10 @@ def check_images(inputs, model=None, name: str = "inputs", value_range=None):
 
 def __getattr__(name):
     if name in _MOVED:
-        warnings.warn(f"kerasviz.inspect.{name} is deprecated; use kerasviz._checks.{name}",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"kerasviz.inspect.{name} is deprecated; use kerasviz._checks.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(_checks, name)
     raise AttributeError(f"module 'kerasviz.inspect' has no attribute {name!r}")

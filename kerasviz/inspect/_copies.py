@@ -34,9 +34,11 @@ def standalone_copy(model):
     try:
         twin = keras.models.clone_model(model)
     except Exception as err:
-        raise ValueError(f"Model {model.name!r} could not be copied with "
-                         f"keras.models.clone_model ({err}); a standalone copy is needed so "
-                         "that the user's model is never changed.") from None
+        raise ValueError(
+            f"Model {model.name!r} could not be copied with "
+            f"keras.models.clone_model ({err}); a standalone copy is needed so "
+            "that the user's model is never changed."
+        ) from None
     twin.set_weights(model.get_weights())
     return twin
 
@@ -78,13 +80,16 @@ def reinitialize(layer, rng: np.random.Generator | int = 0) -> None:
     """
     keras = _keras()
     if not isinstance(layer, keras.layers.Layer):
-        raise TypeError(f"Expected `layer` to be a keras Layer. Received: layer of type "
-                        f"{type(layer).__name__}")
+        raise TypeError(
+            f"Expected `layer` to be a keras Layer. Received: layer of type {type(layer).__name__}"
+        )
     if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
         rng = np.random.default_rng(int(rng))
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"Expected `rng` to be a numpy.random.Generator or an int seed. "
-                        f"Received: rng of type {type(rng).__name__}")
+        raise TypeError(
+            f"Expected `rng` to be a numpy.random.Generator or an int seed. "
+            f"Received: rng of type {type(rng).__name__}"
+        )
     new = []
     for var in layer.weights:
         name = var.path.split("/")[-1]
@@ -95,7 +100,7 @@ def reinitialize(layer, rng: np.random.Generator | int = 0) -> None:
             config = keras.initializers.serialize(init)
             inner = config.get("config", {}) if isinstance(config, dict) else {}
             if "seed" in inner:
-                inner["seed"] = int(rng.integers(2 ** 31 - 1))
+                inner["seed"] = int(rng.integers(2**31 - 1))
             value = np.asarray(keras.initializers.get(config)(shape, dtype=var.dtype))
         if value is None:
             std = float(np.std(np.asarray(var)))

@@ -47,7 +47,6 @@ def _sequential_ready(model) -> None:
         )
 
 
-
 def iter_layers(model, prefix: str = "") -> Iterable[tuple[str, Any]]:
     """Yield ``(path, layer)`` for every layer, descending into nested models.
 
@@ -102,8 +101,10 @@ def find_layer(model, ref) -> Any:
         for _, layer in entries:
             if layer is ref:
                 return layer
-        raise KeyError(f"Layer {ref.name!r} (the object passed as `layer`) is not part of model "
-                       f"{model.name!r}.")
+        raise KeyError(
+            f"Layer {ref.name!r} (the object passed as `layer`) is not part of model "
+            f"{model.name!r}."
+        )
     if not isinstance(ref, str):
         raise TypeError(
             "Expected `layer` to be a name, a path, an index or a keras Layer. "
@@ -117,15 +118,18 @@ def find_layer(model, ref) -> Any:
         return by_name[0]
     if len(by_name) > 1:
         paths = [p for p, layer in entries if layer.name == ref]
-        raise KeyError(f"Layer name {ref!r} is ambiguous in model {model.name!r}; use a path: "
-                       f"{paths}")
+        raise KeyError(
+            f"Layer name {ref!r} is ambiguous in model {model.name!r}; use a path: {paths}"
+        )
     path_of = {layer.name: path for path, layer in entries}
     path_of.update({path: path for path, _ in entries})
     close = difflib.get_close_matches(ref, list(path_of), n=5, cutoff=0.4)
     close = list(dict.fromkeys(path_of[c] for c in close))
     hint = f" Closest names: {close}." if close else ""
-    raise KeyError(f"No layer {ref!r} in model {model.name!r}.{hint} "
-                   "See kerasviz.inspect.layer_table(model) for all layers.")
+    raise KeyError(
+        f"No layer {ref!r} in model {model.name!r}.{hint} "
+        "See kerasviz.inspect.layer_table(model) for all layers."
+    )
 
 
 def layer_path(model, layer) -> str:
@@ -136,7 +140,6 @@ def layer_path(model, layer) -> str:
     raise KeyError(f"Layer {layer.name!r} is not part of model {model.name!r}.")
 
 
-
 def as_refs(layers) -> list:
     """One layer reference or a sequence of them, as a list (``None`` gives ``[]``)."""
     keras = _keras()
@@ -145,7 +148,6 @@ def as_refs(layers) -> list:
     if isinstance(layers, str | int | np.integer | keras.layers.Layer):
         return [layers]
     return list(layers)
-
 
 
 def input_shape(model) -> tuple:
@@ -162,9 +164,9 @@ def num_outputs(model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
-
-def check_inputs(model, inputs, name: str = "inputs",
-                 value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+def check_inputs(
+    model, inputs, name: str = "inputs", value_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, bool]:
     """`kerasviz._checks.check_images` against ``model``'s input shape.
 
     Returns:
@@ -178,5 +180,10 @@ def check_inputs(model, inputs, name: str = "inputs",
     (1, 28, 28, 1)
     """
     _check_model(model)
-    return _checks.check_images(inputs, name=name, value_range=value_range,
-                                shape=input_shape(model), owner=f"model {model.name!r}")
+    return _checks.check_images(
+        inputs,
+        name=name,
+        value_range=value_range,
+        shape=input_shape(model),
+        owner=f"model {model.name!r}",
+    )

@@ -56,8 +56,9 @@ class Replay:
             record more than the outputs (inputs, arguments) without subclassing.
     """
 
-    def __init__(self, overrides: dict[int, Any] | None = None,
-                 on_call: Callable[[Call], None] | None = None):
+    def __init__(
+        self, overrides: dict[int, Any] | None = None, on_call: Callable[[Call], None] | None = None
+    ):
         self.overrides = overrides or {}
         self.on_call = on_call
         self.taps: list[Tap] = []
@@ -202,7 +203,6 @@ def flat_model(model) -> Any:
     keras = _keras()
     inputs, prediction, _ = replay(model)
     return keras.Model(inputs, prediction, name=f"{model.name}_flat")
-
 
 
 REDUCTIONS = ("flatten", "gap", "max")

@@ -145,8 +145,10 @@ def relu_rule_model(model, rule: str, layer=None, view=None) -> RuleModel:
     tap = walk.output_of(target)
     if tap is None or len(tap.shape) != 4:
         shape = None if tap is None else tuple(tap.shape)
-        raise ValueError(f"Expected `layer` with a spatial (N, h, w, C) output. Received: "
-                         f"layer={target.name!r} with output shape {shape}")
+        raise ValueError(
+            f"Expected `layer` with a spatial (N, h, w, C) output. Received: "
+            f"layer={target.name!r} with output shape {shape}"
+        )
     result.network = keras.Model(inputs, tap, name=f"{model.name}_{rule}_unit")
     result.units = int(tap.shape[-1])
     return result

@@ -152,20 +152,34 @@ def last_spatial_layer(model) -> str:
     Raises:
         ValueError: the model has no layer with a spatial output.
     """
-    skip = ("Functional", "Sequential", "ZeroPadding2D", "InputLayer", "MaxPooling2D",
-            "AveragePooling2D")
+    skip = (
+        "Functional",
+        "Sequential",
+        "ZeroPadding2D",
+        "InputLayer",
+        "MaxPooling2D",
+        "AveragePooling2D",
+    )
     rows = [r for r in layer_table(model) if r.cam and r.type not in skip]
     if not rows:
-        raise ValueError(f"Model {model.name!r} has no layer with a spatial (N, h, w, c) output "
-                         "with h, w > 1; CAM methods need one.")
+        raise ValueError(
+            f"Model {model.name!r} has no layer with a spatial (N, h, w, c) output "
+            "with h, w > 1; CAM methods need one."
+        )
     return rows[-1].path
 
 
-
 # Layers that pass their input through unchanged at inference.
-_INFERENCE_IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-                       "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                       "ActivityRegularization")
+_INFERENCE_IDENTITY = (
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+)
 
 
 def feature_layer(model) -> str:
@@ -195,15 +209,18 @@ def feature_layer(model) -> str:
     walk.run(model, fresh_input(model))
     dense = [t for t in walk.taps if isinstance(t.layer, keras.layers.Dense)]
     if not dense:
-        raise ValueError(f"Model {model.name!r} has no Dense layer; pass `layer=` to choose the "
-                         "feature layer.")
+        raise ValueError(
+            f"Model {model.name!r} has no Dense layer; pass `layer=` to choose the feature layer."
+        )
     layer = dense[-1].layer
     while True:
         tensor = inputs_of.get(id(layer))
         feeder = next((t for t in walk.taps if t.output is tensor), None)
         if feeder is None:
-            raise ValueError(f"The last Dense layer {layer.name!r} of model {model.name!r} reads "
-                             "the model input; pass `layer=` to choose the feature layer.")
+            raise ValueError(
+                f"The last Dense layer {layer.name!r} of model {model.name!r} reads "
+                "the model input; pass `layer=` to choose the feature layer."
+            )
         if type(feeder.layer).__name__ not in _INFERENCE_IDENTITY:
             return feeder.path
         layer = feeder.layer

@@ -28,9 +28,11 @@ def maps_for(explanations, batch: np.ndarray, single: bool) -> np.ndarray:
     want = batch.shape[:3]
     if maps.shape != want:
         shown = f"({want[1]}, {want[2]})" if single else str(tuple(want))
-        raise ValueError(f"Expected `explanations` of shape {shown} (one (H, W) map per image "
-                         f"of `inputs`). Received: explanations.shape="
-                         f"{np.shape(explanations)}")
+        raise ValueError(
+            f"Expected `explanations` of shape {shown} (one (H, W) map per image "
+            f"of `inputs`). Received: explanations.shape="
+            f"{np.shape(explanations)}"
+        )
     return maps
 
 

@@ -87,9 +87,17 @@ class Faithfulness:
     (8, 17)
     """
 
-    def __init__(self, model, steps: int = 32, deletion_fill=0.0, insertion_canvas="blur",
-                 blur_sigma: float | None = None, output: str = "probability",
-                 batch_size: int = 64, strategy=None):
+    def __init__(
+        self,
+        model,
+        steps: int = 32,
+        deletion_fill=0.0,
+        insertion_canvas="blur",
+        blur_sigma: float | None = None,
+        output: str = "probability",
+        batch_size: int = 64,
+        strategy=None,
+    ):
         self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
         self.steps = _checks.check_positive_int(steps, "steps")
         self.blur_sigma = _references.check_sigma(blur_sigma, "blur_sigma")
@@ -132,16 +140,17 @@ class Faithfulness:
         n, h, w = maps.shape
         pixels = h * w
         if self.steps > pixels:
-            raise ValueError(f"Expected `steps` <= the number of pixels {pixels}. "
-                             f"Received: steps={self.steps}")
+            raise ValueError(
+                f"Expected `steps` <= the number of pixels {pixels}. Received: steps={self.steps}"
+            )
         resolved = self.scorer.targets(batch, targets)
         if kind == "deletion":
             start = batch
-            end = _references.reference(self.deletion_fill, batch, "deletion_fill",
-                                        self.blur_sigma)
+            end = _references.reference(self.deletion_fill, batch, "deletion_fill", self.blur_sigma)
         else:
-            start = _references.reference(self.insertion_canvas, batch, "insertion_canvas",
-                                          self.blur_sigma)
+            start = _references.reference(
+                self.insertion_canvas, batch, "insertion_canvas", self.blur_sigma
+            )
             end = batch
         ranks = rank(maps)
         # Pixels switched after each step: round(s * P / steps), s = 0..steps.
@@ -161,9 +170,13 @@ class Faithfulness:
         # Trapezoid rule over the fractions (np.trapezoid needs numpy >= 2).
         auc = ((scores[:, 1:] + scores[:, :-1]) / 2 * np.diff(fractions)).sum(axis=1)
         auc = auc.astype(np.float32)  # (N,)
-        return Curve(kind=kind, fractions=fractions,
-                     scores=_checks.restore_single(scores, single),
-                     auc=_checks.restore_single(auc, single), targets=resolved)
+        return Curve(
+            kind=kind,
+            fractions=fractions,
+            scores=_checks.restore_single(scores, single),
+            auc=_checks.restore_single(auc, single),
+            targets=resolved,
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -209,4 +222,3 @@ def insertion(model, inputs, explanations, targets=None, **kwargs) -> Curve:
     (4,)
     """
     return Faithfulness(model, **kwargs).insertion(inputs, explanations, targets)
-

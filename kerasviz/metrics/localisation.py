@@ -14,7 +14,7 @@ from kerasviz.metrics._maps import rank
 
 def _disk(radius: int) -> np.ndarray:
     r = np.arange(-radius, radius + 1)
-    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius ** 2
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius**2
 
 
 def pointing_game(explanations, masks, tolerance: int = 0) -> np.ndarray:

@@ -63,15 +63,16 @@ def spearman(a, b) -> np.ndarray:
     x, _ = _checks.check_maps(a, "a")
     y, _ = _checks.check_maps(b, "b")
     if x.shape != y.shape:
-        raise ValueError(f"Expected `a` and `b` of the same shape. Received: {x.shape} and "
-                         f"{y.shape}")
+        raise ValueError(
+            f"Expected `a` and `b` of the same shape. Received: {x.shape} and {y.shape}"
+        )
     n = x.shape[0]
     rx = rankdata(x.reshape(n, -1), axis=1)
     ry = rankdata(y.reshape(n, -1), axis=1)
     out = np.zeros(n, np.float64)
     for i in range(n):
         cx, cy = rx[i] - rx[i].mean(), ry[i] - ry[i].mean()
-        den = np.sqrt((cx ** 2).sum() * (cy ** 2).sum())
+        den = np.sqrt((cx**2).sum() * (cy**2).sum())
         if den > 0:
             out[i] = (cx * cy).sum() / den
         else:
@@ -96,36 +97,53 @@ def ssim(a, b) -> np.ndarray:
     x, _ = _checks.check_maps(a, "a")
     y, _ = _checks.check_maps(b, "b")
     if x.shape != y.shape:
-        raise ValueError(f"Expected `a` and `b` of the same shape. Received: {x.shape} and "
-                         f"{y.shape}")
+        raise ValueError(
+            f"Expected `a` and `b` of the same shape. Received: {x.shape} and {y.shape}"
+        )
     side = min(x.shape[1:])
     win = min(7, side if side % 2 else side - 1)
     if win < 3:
         raise ValueError(f"SSIM needs maps of at least 3x3 pixels. Received: {x.shape[1:]}")
-    return np.array([structural_similarity(_unit(p), _unit(q), data_range=1.0, win_size=win)
-                     for p, q in zip(x, y, strict=True)], np.float32)
+    return np.array(
+        [
+            structural_similarity(_unit(p), _unit(q), data_range=1.0, win_size=win)
+            for p, q in zip(x, y, strict=True)
+        ],
+        np.float32,
+    )
 
 
 def _explain_fn(explain, explainer_kwargs) -> Callable:
     """Turn a callable ``(model, images, targets) -> maps`` or an explainer class into one."""
     if isinstance(explain, type):
         if not hasattr(explain, "explain"):
-            raise TypeError(f"Expected `explain` to be a callable (model, images, targets) -> "
-                            f"maps or a class with an `explain` method. Received: the class "
-                            f"{explain.__name__}")
+            raise TypeError(
+                f"Expected `explain` to be a callable (model, images, targets) -> "
+                f"maps or a class with an `explain` method. Received: the class "
+                f"{explain.__name__}"
+            )
         kwargs = dict(explainer_kwargs or {})
         return lambda model, images, targets: explain(model, **kwargs).explain(images, targets)
     if explainer_kwargs:
         raise ValueError("`explainer_kwargs` is only used when `explain` is an explainer class.")
     if not callable(explain):
-        raise TypeError(f"Expected `explain` to be a callable (model, images, targets) -> maps "
-                        f"or an explainer class. Received: {type(explain)!r}")
+        raise TypeError(
+            f"Expected `explain` to be a callable (model, images, targets) -> maps "
+            f"or an explainer class. Received: {type(explain)!r}"
+        )
     return explain
 
 
-def randomization_check(model, explain, inputs, targets=None, layers: Sequence | None = None,
-                        explainer_kwargs: dict | None = None, bound: float = 0.5,
-                        seed: int = 0) -> SanityResult:
+def randomization_check(
+    model,
+    explain,
+    inputs,
+    targets=None,
+    layers: Sequence | None = None,
+    explainer_kwargs: dict | None = None,
+    bound: float = 0.5,
+    seed: int = 0,
+) -> SanityResult:
     """Cascading model-parameter randomisation (Adebayo et al., NeurIPS 2018).
 
     A copy of ``model`` (`kerasviz.inspect.standalone_copy`; the user's model is never
@@ -175,12 +193,15 @@ def randomization_check(model, explain, inputs, targets=None, layers: Sequence |
     if layers is None:
         chosen = order
     else:
-        wanted = {inspect.layer_path(model, inspect.find_layer(model, ref))
-                  for ref in ([layers] if isinstance(layers, str | int) else layers)}
+        wanted = {
+            inspect.layer_path(model, inspect.find_layer(model, ref))
+            for ref in ([layers] if isinstance(layers, str | int) else layers)
+        }
         unweighted = sorted(wanted - set(order))
         if unweighted:
-            raise ValueError(f"`layers` {unweighted} have no weights to randomise. Layers with "
-                             f"weights: {order}")
+            raise ValueError(
+                f"`layers` {unweighted} have no weights to randomise. Layers with weights: {order}"
+            )
         chosen = [p for p in order if p in wanted]
     if not chosen:
         raise ValueError(f"Model {model.name!r} has no layer with weights to randomise.")
@@ -198,6 +219,12 @@ def randomization_check(model, explain, inputs, targets=None, layers: Sequence |
         ssims.append(ssim(original, current))
     rho = np.stack(rhos)  # (L, N)
     final = float(np.mean(np.abs(rho[-1])))
-    return SanityResult(layers=top_down, spearman=rho, ssim=np.stack(ssims),
-                        original=original, randomized=np.stack(maps), bound=bound,
-                        passed=final < bound)
+    return SanityResult(
+        layers=top_down,
+        spearman=rho,
+        ssim=np.stack(ssims),
+        original=original,
+        randomized=np.stack(maps),
+        bound=bound,
+        passed=final < bound,
+    )

@@ -49,9 +49,16 @@ def show_image(ax, image: np.ndarray, title: str | None = None) -> None:
     ax.set_axis_off()
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, ax=None, alpha: float = 0.5,
-            cmap: str | None = None, symmetric: bool | None = None, title: str | None = None,
-            colorbar: bool = False):
+def overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    ax=None,
+    alpha: float = 0.5,
+    cmap: str | None = None,
+    symmetric: bool | None = None,
+    title: str | None = None,
+    colorbar: bool = False,
+):
     """Draw ``heatmap`` ``(H, W)`` over ``image`` ``(H, W, C)``.
 
     Args:
@@ -74,8 +81,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, ax=None, alpha: float = 0.5,
         raise ValueError(f"Expected `heatmap` of rank 2 (H, W). Received: shape={heat.shape}")
     img = np.asarray(image)
     if img.shape[:2] != heat.shape:
-        raise ValueError(f"`heatmap` shape {heat.shape} differs from `image` shape "
-                         f"{img.shape[:2]}")
+        raise ValueError(f"`heatmap` shape {heat.shape} differs from `image` shape {img.shape[:2]}")
     if ax is None:
         fig, axes = figure(1, 1, size=3.0)
         ax = axes[0, 0]
@@ -103,8 +109,10 @@ def image_grid(images: np.ndarray, titles=None, cols: int = 8, size: float = 1.5
     """A grid of images ``(N, H, W, C)`` with optional titles; returns the ``Figure``."""
     images = np.asarray(images)
     if images.ndim not in (3, 4) or images.shape[0] == 0:
-        raise ValueError("Expected `images` of shape (N, H, W) or (N, H, W, C) with N >= 1. "
-                         f"Received: images.shape={images.shape}")
+        raise ValueError(
+            "Expected `images` of shape (N, H, W) or (N, H, W, C) with N >= 1. "
+            f"Received: images.shape={images.shape}"
+        )
     n = images.shape[0]
     cols = max(1, min(cols, n))
     rows = -(-n // cols)

@@ -7,8 +7,15 @@ import numpy as np
 from kerasviz.plot import _base
 
 
-def activation_grid(maps: np.ndarray, channels=None, shared_scale: bool = True, cols: int = 8,
-                    size: float = 1.0, cmap: str = "viridis", title: str | None = None):
+def activation_grid(
+    maps: np.ndarray,
+    channels=None,
+    shared_scale: bool = True,
+    cols: int = 8,
+    size: float = 1.0,
+    cmap: str = "viridis",
+    title: str | None = None,
+):
     """The channels of one image's feature maps ``(h, w, c)`` as a grid of tiles.
 
     Args:
@@ -27,12 +34,15 @@ def activation_grid(maps: np.ndarray, channels=None, shared_scale: bool = True, 
     """
     arr = np.asarray(maps, np.float32)
     if arr.ndim != 3:
-        raise ValueError(f"Expected `maps` of rank 3 (h, w, c) for one image. "
-                         f"Received: maps.shape={arr.shape}")
+        raise ValueError(
+            f"Expected `maps` of rank 3 (h, w, c) for one image. Received: maps.shape={arr.shape}"
+        )
     idx = np.arange(arr.shape[-1]) if channels is None else np.atleast_1d(np.asarray(channels))
     if idx.size == 0 or idx.min() < 0 or idx.max() >= arr.shape[-1]:
-        raise ValueError(f"`channels` out of range: valid 0 to {arr.shape[-1] - 1}. "
-                         f"Received: {np.asarray(channels).tolist()}")
+        raise ValueError(
+            f"`channels` out of range: valid 0 to {arr.shape[-1] - 1}. "
+            f"Received: {np.asarray(channels).tolist()}"
+        )
     cols = max(1, min(cols, len(idx)))
     rows = -(-len(idx) // cols)
     fig, axes = _base.figure(rows, cols, size=size)
@@ -49,8 +59,14 @@ def activation_grid(maps: np.ndarray, channels=None, shared_scale: bool = True, 
     return fig
 
 
-def activation_overlay(image: np.ndarray, activation: np.ndarray, ax=None, alpha: float = 0.5,
-                       cmap: str = "jet", title: str | None = None):
+def activation_overlay(
+    image: np.ndarray,
+    activation: np.ndarray,
+    ax=None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    title: str | None = None,
+):
     """Draw one feature map ``(h, w)`` over its input image ``(H, W, C)``, stretched to fit.
 
     The map is drawn over the image's extent with bilinear interpolation (a display choice;
@@ -75,15 +91,23 @@ def activation_overlay(image: np.ndarray, activation: np.ndarray, ax=None, alpha
     _base.show_image(ax, img)
     h, w = img.shape[:2]
     lo, hi = float(heat.min()), float(heat.max())
-    ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=lo, vmax=hi if hi > lo else lo + 1e-6,
-              extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear")
+    ax.imshow(
+        heat,
+        cmap=cmap,
+        alpha=alpha,
+        vmin=lo,
+        vmax=hi if hi > lo else lo + 1e-6,
+        extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+        interpolation="bilinear",
+    )
     if title:
         ax.set_title(title, fontsize=8)
     return fig, ax
 
 
-def maximization_gallery(images: np.ndarray, labels=None, cols: int = 8, size: float = 1.4,
-                         title: str | None = None):
+def maximization_gallery(
+    images: np.ndarray, labels=None, cols: int = 8, size: float = 1.4, title: str | None = None
+):
     """Activation-maximization images ``(N, H, W, C)`` with a unit label under each tile.
 
     Returns:

@@ -28,10 +28,17 @@ def _limits(heat: np.ndarray, symmetric: bool | None) -> tuple[float, float, boo
     return lo, hi, False
 
 
-def draw_explanation(ax, image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
-                     cmap: str | None = None, vmin: float | None = None,
-                     vmax: float | None = None, symmetric: bool | None = None,
-                     title: str | None = None):
+def draw_explanation(
+    ax,
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    alpha: float = 0.5,
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    symmetric: bool | None = None,
+    title: str | None = None,
+):
     """Draw ``heatmap`` ``(H, W)`` over ``image`` ``(H, W, C)`` in ``ax``; return the map artist.
 
     The colour scale is ``[vmin, vmax]`` when both are given, else taken from the map
@@ -44,19 +51,27 @@ def draw_explanation(ax, image: np.ndarray, heatmap: np.ndarray, alpha: float = 
     elif symmetric is None:
         symmetric = vmin < 0 < vmax and np.isclose(-vmin, vmax)
     _base.show_image(ax, image)
-    artist = ax.imshow(heat, cmap=cmap or ("bwr" if symmetric else "jet"), vmin=vmin, vmax=vmax,
-                       alpha=alpha)
+    artist = ax.imshow(
+        heat, cmap=cmap or ("bwr" if symmetric else "jet"), vmin=vmin, vmax=vmax, alpha=alpha
+    )
     if title:
         ax.set_title(title, fontsize=8)
     ax.set_axis_off()
     return artist
 
 
-def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
-                     titles: Sequence[str] | None = None, alpha: float = 0.5,
-                     cmap: str | None = None, symmetric: bool | None = None,
-                     scale: str = "each", show_images: bool = True, colorbar: bool = False,
-                     size: float = 2.0):
+def explanation_grid(
+    images: np.ndarray,
+    explanations: Mapping[str, np.ndarray],
+    titles: Sequence[str] | None = None,
+    alpha: float = 0.5,
+    cmap: str | None = None,
+    symmetric: bool | None = None,
+    scale: str = "each",
+    show_images: bool = True,
+    colorbar: bool = False,
+    size: float = 2.0,
+):
     """A grid with one row per image and one column per method, maps over their images.
 
     Args:
@@ -89,8 +104,10 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
     if scale not in SCALES:
         raise ValueError(f"Expected `scale` in {SCALES}. Received: scale={scale!r}")
     if not isinstance(explanations, Mapping) or not explanations:
-        raise ValueError("Expected `explanations` to be a non-empty dict of method name -> "
-                         f"(N, H, W) maps. Received: {type(explanations).__name__}")
+        raise ValueError(
+            "Expected `explanations` to be a non-empty dict of method name -> "
+            f"(N, H, W) maps. Received: {type(explanations).__name__}"
+        )
     n, h, w = imgs.shape[:3]
     maps = {}
     for name, value in explanations.items():
@@ -98,14 +115,17 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
         if single and arr.ndim == 2:
             arr = arr[None]
         if arr.shape != (n, h, w):
-            raise ValueError(f"Expected `explanations[{name!r}]` of shape {(n, h, w)} to match "
-                             f"`images`. Received: shape={np.asarray(value).shape}")
+            raise ValueError(
+                f"Expected `explanations[{name!r}]` of shape {(n, h, w)} to match "
+                f"`images`. Received: shape={np.asarray(value).shape}"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"`explanations[{name!r}]` contains NaN or infinite values.")
         maps[str(name)] = arr
     if titles is not None and len(titles) != n:
-        raise ValueError(f"Expected `titles` with {n} entries (one per image). "
-                         f"Received: {len(titles)}")
+        raise ValueError(
+            f"Expected `titles` with {n} entries (one per image). Received: {len(titles)}"
+        )
     offset = 1 if show_images else 0
     fig, axes = _base.figure(n, len(maps) + offset, size=size)
     for col, (name, arr) in enumerate(maps.items()):
@@ -116,9 +136,17 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
                 vmin, vmax, sym = _limits(arr[row], symmetric)
             else:
                 vmin, vmax, sym = shared
-            artist = draw_explanation(ax, imgs[row], arr[row], alpha=alpha, cmap=cmap,
-                                      vmin=vmin, vmax=vmax, symmetric=sym,
-                                      title=name if row == 0 else None)
+            artist = draw_explanation(
+                ax,
+                imgs[row],
+                arr[row],
+                alpha=alpha,
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                symmetric=sym,
+                title=name if row == 0 else None,
+            )
             if colorbar:
                 fig.colorbar(artist, ax=ax, fraction=0.046, pad=0.04)
     if show_images:
@@ -127,7 +155,6 @@ def explanation_grid(images: np.ndarray, explanations: Mapping[str, np.ndarray],
             _base.show_image(ax, imgs[row], titles[row] if titles is not None else None)
     elif titles is not None:
         for row in range(n):
-            axes[row, 0].set_title(f"{titles[row]}\n{axes[row, 0].get_title()}".strip(),
-                                   fontsize=8)
+            axes[row, 0].set_title(f"{titles[row]}\n{axes[row, 0].get_title()}".strip(), fontsize=8)
     fig.tight_layout()
     return fig

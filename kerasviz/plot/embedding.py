@@ -31,8 +31,15 @@ def _check_images(images, name: str, rank: int) -> np.ndarray:
     return arr
 
 
-def neighbor_strips(queries, neighbors, distances=None, query_labels=None, neighbor_labels=None,
-                    class_names=None, size: float = 1.2):
+def neighbor_strips(
+    queries,
+    neighbors,
+    distances=None,
+    query_labels=None,
+    neighbor_labels=None,
+    class_names=None,
+    size: float = 1.2,
+):
     """One row per query: the query image, then its ``K`` nearest neighbours (AlexNet's figure).
 
     A neighbour whose label differs from its query's is titled in red.
@@ -56,8 +63,10 @@ def neighbor_strips(queries, neighbors, distances=None, query_labels=None, neigh
     n_imgs = _check_images(neighbors, "neighbors", 5)
     rows, k = n_imgs.shape[:2]
     if q_imgs.shape[0] != rows:
-        raise ValueError(f"`queries` has {q_imgs.shape[0]} images and `neighbors` "
-                         f"{rows} rows; expected the same number.")
+        raise ValueError(
+            f"`queries` has {q_imgs.shape[0]} images and `neighbors` "
+            f"{rows} rows; expected the same number."
+        )
     dist = None if distances is None else np.asarray(distances, dtype=np.float64)
     if dist is not None and dist.shape != (rows, k):
         raise ValueError(f"Expected `distances` of shape {(rows, k)}. Received: {dist.shape}")
@@ -102,9 +111,17 @@ def _spread(points: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.asarray(chosen, np.int64)
 
 
-def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_names=None,
-                  title: str | None = None, seed: int = 0, size: float = 7.0,
-                  thumb_px: float = 24.0):
+def embedding_map(
+    points,
+    labels=None,
+    images=None,
+    thumbnails: int = 40,
+    class_names=None,
+    title: str | None = None,
+    seed: int = 0,
+    size: float = 7.0,
+    thumb_px: float = 24.0,
+):
     """A 2-D scatter of feature vectors coloured by label, with thumbnails at some points.
 
     Args:
@@ -130,8 +147,9 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
 
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
-        raise ValueError("Expected `points` of shape (N, 2) with N >= 1. "
-                         f"Received: points.shape={pts.shape}")
+        raise ValueError(
+            f"Expected `points` of shape (N, 2) with N >= 1. Received: points.shape={pts.shape}"
+        )
     n = pts.shape[0]
     lab = None if labels is None else np.asarray(labels).reshape(-1)
     if lab is not None and lab.shape[0] != n:
@@ -149,10 +167,17 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
     else:
         for c in classes:
             sel = lab == c
-            ax.scatter(pts[sel, 0], pts[sel, 1], s=6, color=colour[c], alpha=0.7,
-                       label=_name(c, class_names))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2.5,
-                  frameon=False)
+            ax.scatter(
+                pts[sel, 0],
+                pts[sel, 1],
+                s=6,
+                color=colour[c],
+                alpha=0.7,
+                label=_name(c, class_names),
+            )
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2.5, frameon=False
+        )
     if images is not None and thumbnails > 0:
         imgs = np.asarray(images)
         if imgs.shape[0] != n:
@@ -162,8 +187,9 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
             zoom = thumb_px / max(img.shape[:2])
             box = OffsetImage(img, zoom=zoom, cmap="gray" if img.ndim == 2 else None)
             edge = colour[lab[i]] if lab is not None else "black"
-            ab = AnnotationBbox(box, pts[i], frameon=True, pad=0.1,
-                                bboxprops={"edgecolor": edge, "linewidth": 1.5})
+            ab = AnnotationBbox(
+                box, pts[i], frameon=True, pad=0.1, bboxprops={"edgecolor": edge, "linewidth": 1.5}
+            )
             ax.add_artist(ab)
     if title:
         ax.set_title(title, fontsize=10)
@@ -171,8 +197,15 @@ def embedding_map(points, labels=None, images=None, thumbnails: int = 40, class_
     return fig
 
 
-def cluster_montage(images, clusters, labels=None, per_cluster: int = 8, class_names=None,
-                    seed: int = 0, size: float = 1.0):
+def cluster_montage(
+    images,
+    clusters,
+    labels=None,
+    per_cluster: int = 8,
+    class_names=None,
+    seed: int = 0,
+    size: float = 1.0,
+):
     """One row per cluster: a sample of its images, titled with its size and majority label.
 
     Images whose label differs from their cluster's majority label are titled in red.
@@ -193,12 +226,16 @@ def cluster_montage(images, clusters, labels=None, per_cluster: int = 8, class_n
     """
     imgs = np.asarray(images)
     if imgs.ndim not in (3, 4):
-        raise ValueError("Expected `images` of shape (N, H, W) or (N, H, W, C). "
-                         f"Received: images.shape={imgs.shape}")
+        raise ValueError(
+            "Expected `images` of shape (N, H, W) or (N, H, W, C). "
+            f"Received: images.shape={imgs.shape}"
+        )
     assign = np.asarray(clusters).reshape(-1)
     if imgs.shape[0] != assign.shape[0]:
-        raise ValueError(f"`images` has {imgs.shape[0]} images and `clusters` "
-                         f"{assign.shape[0]} entries; expected the same number.")
+        raise ValueError(
+            f"`images` has {imgs.shape[0]} images and `clusters` "
+            f"{assign.shape[0]} entries; expected the same number."
+        )
     lab = None if labels is None else np.asarray(labels).reshape(-1)
     if lab is not None and lab.shape[0] != assign.shape[0]:
         raise ValueError(f"Expected {assign.shape[0]} `labels`. Received: {lab.shape[0]}")
@@ -214,16 +251,17 @@ def cluster_montage(images, clusters, labels=None, per_cluster: int = 8, class_n
         if lab is not None:
             values, counts = np.unique(lab[members], return_counts=True)
             majority = values[np.argmax(counts)]
-            head += (f"\nmostly {_name(majority, class_names)}\n"
-                     f"({counts.max() / members.size:.0%})")
-        axes[r, 0].text(0.5, 0.5, head, transform=axes[r, 0].transAxes, fontsize=8,
-                        ha="center", va="center")
+            head += f"\nmostly {_name(majority, class_names)}\n({counts.max() / members.size:.0%})"
+        axes[r, 0].text(
+            0.5, 0.5, head, transform=axes[r, 0].transAxes, fontsize=8, ha="center", va="center"
+        )
         for j, i in enumerate(shown):
             ax = axes[r, j + 1]
             show_image(ax, imgs[i])
             if lab is not None:
                 wrong = lab[i] != majority
-                ax.set_title(_name(lab[i], class_names), fontsize=7,
-                             color=_MISMATCH if wrong else "black")
+                ax.set_title(
+                    _name(lab[i], class_names), fontsize=7, color=_MISMATCH if wrong else "black"
+                )
     fig.tight_layout()
     return fig

@@ -16,15 +16,24 @@ def _indices(n: int, indices, name: str) -> np.ndarray:
         return np.arange(n)
     idx = np.atleast_1d(np.asarray(indices))
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"Expected `{name}` to be a non-empty sequence of ints. "
-                         f"Received: {name}={indices!r}")
+        raise ValueError(
+            f"Expected `{name}` to be a non-empty sequence of ints. Received: {name}={indices!r}"
+        )
     if idx.min() < 0 or idx.max() >= n:
         raise ValueError(f"`{name}` out of range: valid 0 to {n - 1}. Received: {idx.tolist()}")
     return idx
 
 
-def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmetric: bool = True,
-                 cols: int = 8, size: float = 1.0, labels: bool = True, title: str | None = None):
+def filter_tiles(
+    kernels: np.ndarray,
+    indices=None,
+    scale: str = "layer",
+    symmetric: bool = True,
+    cols: int = 8,
+    size: float = 1.0,
+    labels: bool = True,
+    title: str | None = None,
+):
     """One tile per filter: colour for 3 input channels, grey for 1 (AlexNet's first layer view).
 
     Args:
@@ -44,8 +53,10 @@ def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmet
     """
     k = np.asarray(kernels, np.float32)
     if k.ndim != 4 or k.shape[-1] not in (1, 3):
-        raise ValueError("Expected `kernels` (n, kh, kw, 1 or 3) for tiles; use filter_grid for "
-                         f"deeper layers. Received: kernels.shape={k.shape}")
+        raise ValueError(
+            "Expected `kernels` (n, kh, kw, 1 or 3) for tiles; use filter_grid for "
+            f"deeper layers. Received: kernels.shape={k.shape}"
+        )
     idx = _indices(k.shape[0], indices, "indices")
     shown = _filters.normalize(k, scale=scale, symmetric=symmetric)[idx]
     norm = _filters.norms(k)[idx]
@@ -55,18 +66,28 @@ def filter_tiles(kernels: np.ndarray, indices=None, scale: str = "layer", symmet
     for j, (i, tile) in enumerate(zip(idx, shown, strict=True)):
         ax = axes.flat[j]
         img = tile[..., 0] if tile.shape[-1] == 1 else tile
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(
+            img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+        )
         if labels:
             ax.set_title(f"{i}  |w|={norm[j]:.2f}", fontsize=6)
     _base.finish(fig, title, pad=0.3, top=0.96)
     return fig
 
 
-def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | None = None,
-                page: int = 0, per_page: int = 16, max_channels: int = 16,
-                scale: str = "layer", symmetric: bool = True, size: float = 0.6,
-                title: str | None = None):
+def filter_grid(
+    kernels: np.ndarray,
+    filters=None,
+    channels=None,
+    sort: str | None = None,
+    page: int = 0,
+    per_page: int = 16,
+    max_channels: int = 16,
+    scale: str = "layer",
+    symmetric: bool = True,
+    size: float = 0.6,
+    title: str | None = None,
+):
     """Rows = filters, columns = input channels: one greyscale ``kh x kw`` tile each.
 
     A wide layer stays legible: choose ``filters`` explicitly, or sort them by kernel norm
@@ -94,8 +115,9 @@ def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | No
     """
     k = np.asarray(kernels, np.float32)
     if k.ndim != 4:
-        raise ValueError("Expected `kernels` of shape (n, kh, kw, in_ch). "
-                         f"Received: kernels.shape={k.shape}")
+        raise ValueError(
+            f"Expected `kernels` of shape (n, kh, kw, in_ch). Received: kernels.shape={k.shape}"
+        )
     if filters is None:
         rows_idx = _filters.page(_filters.order(k, by=sort), page=page, per_page=per_page)
     else:
@@ -116,9 +138,8 @@ def filter_grid(kernels: np.ndarray, filters=None, channels=None, sort: str | No
         axes[r, 0].set_axis_on()
         axes[r, 0].set_xticks([])
         axes[r, 0].set_yticks([])
-        axes[r, 0].set_ylabel(f"f{i}\n{norm[i]:.2f}", fontsize=6, rotation=0, labelpad=14,
-                              va="center")
+        axes[r, 0].set_ylabel(
+            f"f{i}\n{norm[i]:.2f}", fontsize=6, rotation=0, labelpad=14, va="center"
+        )
     _base.finish(fig, title, pad=0.3, top=0.96)
     return fig
-
-

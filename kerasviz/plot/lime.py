@@ -15,11 +15,15 @@ def _check(image, segments, weights):
     if img.ndim not in (2, 3):
         raise ValueError(f"Expected `image` of rank 3 (H, W, C). Received: shape={img.shape}")
     if seg.shape != img.shape[:2] or not np.issubdtype(seg.dtype, np.integer):
-        raise ValueError(f"Expected integer `segments` of shape {img.shape[:2]} (H, W). "
-                         f"Received: shape={seg.shape}, dtype={seg.dtype}")
+        raise ValueError(
+            f"Expected integer `segments` of shape {img.shape[:2]} (H, W). "
+            f"Received: shape={seg.shape}, dtype={seg.dtype}"
+        )
     if w.ndim != 1 or seg.min() < 0 or seg.max() >= w.shape[0]:
-        raise ValueError(f"Expected `weights` of shape (S,) with one weight per segment label "
-                         f"0..{int(seg.max())}. Received: shape={w.shape}")
+        raise ValueError(
+            f"Expected `weights` of shape (S,) with one weight per segment label "
+            f"0..{int(seg.max())}. Received: shape={w.shape}"
+        )
     return img, seg, w
 
 
@@ -34,8 +38,9 @@ def top_segments(weights, k: int = 5) -> np.ndarray:
     return order[w[order] > 0][:k]
 
 
-def lime_view(image, segments, weights, k: int = 5, ax=None, grey: float = 0.35,
-              title: str | None = None):
+def lime_view(
+    image, segments, weights, k: int = 5, ax=None, grey: float = 0.35, title: str | None = None
+):
     """The classic LIME picture: the ``k`` most positive superpixels in colour, the rest greyed.
 
     Args:
@@ -76,15 +81,21 @@ def lime_view(image, segments, weights, k: int = 5, ax=None, grey: float = 0.35,
     return fig, ax
 
 
-def lime_overlay(image, segments, weights, ax=None, alpha: float = 0.55,
-                 title: str | None = None, colorbar: bool = False):
+def lime_overlay(
+    image,
+    segments,
+    weights,
+    ax=None,
+    alpha: float = 0.55,
+    title: str | None = None,
+    colorbar: bool = False,
+):
     """Superpixel weights as a signed heat map over the image (red helps, blue hurts).
 
     >>> fig, ax = lime_overlay(images[0], result.segments[0], result.weights[0])
     """
     img, seg, w = _check(image, segments, weights)
-    return overlay(img, w[seg], ax=ax, alpha=alpha, symmetric=True, title=title,
-                   colorbar=colorbar)
+    return overlay(img, w[seg], ax=ax, alpha=alpha, symmetric=True, title=title, colorbar=colorbar)
 
 
 def lime_figure(images, segments, weights, k: int = 5, titles=None, size: float = 2.0):
@@ -105,18 +116,27 @@ def lime_figure(images, segments, weights, k: int = 5, titles=None, size: float 
     """
     images = np.asarray(images)
     if images.ndim != 4 or len(segments) != images.shape[0] or len(weights) != images.shape[0]:
-        raise ValueError("Expected `images` (N, H, W, C) with N `segments` and N `weights`. "
-                         f"Received: {images.shape}, {len(segments)} segments, "
-                         f"{len(weights)} weights")
+        raise ValueError(
+            "Expected `images` (N, H, W, C) with N `segments` and N `weights`. "
+            f"Received: {images.shape}, {len(segments)} segments, "
+            f"{len(weights)} weights"
+        )
     n = images.shape[0]
     fig, axes = figure(n, 3, size=size)
     from kerasviz.plot._base import show_image
 
     for i in range(n):
         show_image(axes[i, 0], images[i], None if titles is None else str(titles[i]))
-        lime_view(images[i], segments[i], weights[i], k=k, ax=axes[i, 1],
-                  title=f"top {k} superpixels" if i == 0 else None)
-        lime_overlay(images[i], segments[i], weights[i], ax=axes[i, 2],
-                     title="weights" if i == 0 else None)
+        lime_view(
+            images[i],
+            segments[i],
+            weights[i],
+            k=k,
+            ax=axes[i, 1],
+            title=f"top {k} superpixels" if i == 0 else None,
+        )
+        lime_overlay(
+            images[i], segments[i], weights[i], ax=axes[i, 2], title="weights" if i == 0 else None
+        )
     fig.tight_layout()
     return fig

@@ -14,8 +14,10 @@ import numpy as np
 from kerasviz.imageio import as_display
 
 SIGNED = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]], np.float32)  # -, 0, +
-RAMP = np.array([[0.0, 0.0, 0.5], [0.0, 0.3, 1.0], [0.0, 0.9, 0.9], [1.0, 0.9, 0.0],
-                 [0.9, 0.0, 0.0]], np.float32)
+RAMP = np.array(
+    [[0.0, 0.0, 0.5], [0.0, 0.3, 1.0], [0.0, 0.9, 0.9], [1.0, 0.9, 0.0], [0.9, 0.0, 0.0]],
+    np.float32,
+)
 
 
 def colours(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:

@@ -27,8 +27,9 @@ def test_logit_view_and_targets(functional_model, sequential_model):
     np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), probs, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(scorer.targets(x, None), probs.argmax(axis=1))
     np.testing.assert_array_equal(scorer.targets(x, 2), [2] * 5)
-    np.testing.assert_allclose(scorer.score(x, [0, 1, 2, 0, 1]),
-                               logits[np.arange(5), [0, 1, 2, 0, 1]], rtol=1e-6)
+    np.testing.assert_allclose(
+        scorer.score(x, [0, 1, 2, 0, 1]), logits[np.arange(5), [0, 1, 2, 0, 1]], rtol=1e-6
+    )
     assert Scorer(sequential_model).num_classes == 3
 
 

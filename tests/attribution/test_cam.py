@@ -79,8 +79,13 @@ def test_gradcam_equals_direct_tape_on_model_kinds(kind, request, functional_mod
         from tf_keras_vis.utils.scores import CategoricalScore
 
         ref = Gradcam(tf_keras_vis_model(model))(
-            CategoricalScore(list(targets)), x, penultimate_layer="conv2",
-            seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False)
+            CategoricalScore(list(targets)),
+            x,
+            penultimate_layer="conv2",
+            seek_penultimate_conv_layer=False,
+            expand_cam=False,
+            normalize_cam=False,
+        )
         np.testing.assert_allclose(grids, ref, rtol=1e-4, atol=1e-6)
 
 
@@ -100,12 +105,15 @@ def test_nested_backbone_default_layer_and_batch_invariance(nested_model):
     assert np.isfinite(early.explain(x)).all()
 
 
-@pytest.mark.parametrize("cls,kwargs", [(GradCAM, {}), (LayerCAM, {}),
-                                        (ScoreCAM, {"max_channels": 4})])
+@pytest.mark.parametrize(
+    "cls,kwargs", [(GradCAM, {}), (LayerCAM, {}), (ScoreCAM, {"max_channels": 4})]
+)
 def test_batch_size_invariance(functional_model, cls, kwargs):
     x = _images(3)
-    runs = [cls(functional_model, batch_size=b, **kwargs).explain(x, targets=[2, 0, 1])
-            for b in (1, 3, 32)]
+    runs = [
+        cls(functional_model, batch_size=b, **kwargs).explain(x, targets=[2, 0, 1])
+        for b in (1, 3, 32)
+    ]
     for other in runs[1:]:
         np.testing.assert_allclose(other, runs[0], rtol=1e-4, atol=1e-7)
 
@@ -144,8 +152,16 @@ def _tf_keras_vis(name):
     return getattr(importlib.import_module(f"tf_keras_vis.{module}"), cls)
 
 
-@pytest.mark.parametrize("cls,kwargs", [(GradCAM, {}), (GradCAMPlusPlus, {}), (LayerCAM, {}),
-                                        (ScoreCAM, {}), (ScoreCAM, {"max_N": 12})])
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [
+        (GradCAM, {}),
+        (GradCAMPlusPlus, {}),
+        (LayerCAM, {}),
+        (ScoreCAM, {}),
+        (ScoreCAM, {"max_N": 12}),
+    ],
+)
 def test_agrees_with_tf_keras_vis_on_shipped_model(shipped, cls, kwargs):
     from kerasviz import datasets
 
@@ -160,8 +176,12 @@ def test_agrees_with_tf_keras_vis_on_shipped_model(shipped, cls, kwargs):
     from tf_keras_vis.utils.scores import CategoricalScore
 
     reference = _tf_keras_vis(cls.__name__)(tf_keras_vis_model(model, "logit"))
-    args = dict(penultimate_layer=explainer.layer.name, seek_penultimate_conv_layer=False,
-                normalize_cam=False, **kwargs)
+    args = dict(
+        penultimate_layer=explainer.layer.name,
+        seek_penultimate_conv_layer=False,
+        normalize_cam=False,
+        **kwargs,
+    )
     with warnings.catch_warnings():
         # tf-keras-vis' Scorecam hands Keras' predict a list for a single-input model.
         warnings.filterwarnings("ignore", message="The structure of `inputs`")
@@ -196,8 +216,15 @@ def test_bad_input(functional_model):
     assert cam.explain(_images(1)[0]).shape == (16, 16)
 
 
-@pytest.mark.parametrize("cls,name", [(GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++"),
-                                      (LayerCAM, "layercam"), (ScoreCAM, "scorecam")])
+@pytest.mark.parametrize(
+    "cls,name",
+    [
+        (GradCAM, "gradcam"),
+        (GradCAMPlusPlus, "gradcam++"),
+        (LayerCAM, "layercam"),
+        (ScoreCAM, "scorecam"),
+    ],
+)
 def test_explain_full_holds_maps_grid_layer_and_targets(functional_model, cls, name):
     x = _images(2)
     explainer = cls(functional_model)

@@ -34,14 +34,16 @@ def linear_model(keras):
 def smooth_cnn(keras):
     """A small CNN with smooth activations (softplus, tanh) and a linear head."""
     keras.utils.set_random_seed(11)
-    return keras.Sequential([
-        keras.Input((12, 12, 2)),
-        keras.layers.Conv2D(4, 3, activation="softplus"),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.Conv2D(4, 3, activation="tanh"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 2)),
+            keras.layers.Conv2D(4, 3, activation="softplus"),
+            keras.layers.AveragePooling2D(2),
+            keras.layers.Conv2D(4, 3, activation="tanh"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3),
+        ]
+    )
 
 
 def _tape_gradients(model, x, targets):
@@ -71,8 +73,9 @@ class TestSaliency:
         expected = (x * weights[:, 1].reshape(4, 4, 2)).sum(axis=-1)
         np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
 
-    @pytest.mark.parametrize("kind", ["functional_model", "sequential_model",
-                                      "sequential_no_input", "nested_model"])
+    @pytest.mark.parametrize(
+        "kind", ["functional_model", "sequential_model", "sequential_no_input", "nested_model"]
+    )
     def test_equals_direct_tape_gradient_on_every_model_kind(self, kind, request):
         model = request.getfixturevalue(kind)
         size = model.inputs[0].shape[1]
@@ -114,18 +117,25 @@ class TestSmoothGrad:
         got = sg.mean_gradients(x, targets=[1, 2])
         sal = Saliency(functional_model)
         for i, t in enumerate([1, 2]):
-            noisy = np.stack([
-                x[i] + 0.2 * np.random.default_rng((7, i, s)).standard_normal(
-                    x.shape[1:], dtype=np.float32)
-                for s in range(3)
-            ])
+            noisy = np.stack(
+                [
+                    x[i]
+                    + 0.2
+                    * np.random.default_rng((7, i, s)).standard_normal(
+                        x.shape[1:], dtype=np.float32
+                    )
+                    for s in range(3)
+                ]
+            )
             expected = sal.gradients(noisy, targets=t).mean(axis=0)
             np.testing.assert_allclose(got[i], expected, rtol=1e-4, atol=1e-7)
 
     def test_batch_size_invariance_and_seed(self, functional_model):
         x = _images(3)
-        runs = [SmoothGrad(functional_model, samples=5, seed=3, batch_size=b).explain(x, 1)
-                for b in (1, 3, 15)]
+        runs = [
+            SmoothGrad(functional_model, samples=5, seed=3, batch_size=b).explain(x, 1)
+            for b in (1, 3, 15)
+        ]
         for other in runs[1:]:
             np.testing.assert_allclose(other, runs[0], rtol=1e-5, atol=1e-8)
         changed = SmoothGrad(functional_model, samples=5, seed=4).explain(x, 1)
@@ -147,8 +157,9 @@ class TestIntegratedGradients:
         result = ig.explain_full(x, targets=[0, 1, 2, 0])
         maps, report = result.explanations, result.completeness
         assert np.all(np.abs(report.score_difference) > 1e-2)  # a non-trivial change to explain
-        np.testing.assert_allclose(maps.reshape(4, -1).sum(axis=1), report.attribution_sum,
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            maps.reshape(4, -1).sum(axis=1), report.attribution_sum, rtol=1e-4
+        )
         logits = smooth_cnn.predict(x, verbose=0)[np.arange(4), [0, 1, 2, 0]]
         base = smooth_cnn.predict(np.zeros_like(x), verbose=0)[np.arange(4), [0, 1, 2, 0]]
         np.testing.assert_allclose(report.score_difference, logits - base, rtol=1e-4)
@@ -166,15 +177,19 @@ class TestIntegratedGradients:
             b = ig.baselines(x)
             result = ig.explain_full(x, targets=1)
             maps, report = result.explanations, result.completeness
-            np.testing.assert_allclose(maps, ((x - b) * w[:, 1].reshape(3, 3, 1))[..., 0],
-                                       rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(report.attribution_sum, report.score_difference,
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                maps, ((x - b) * w[:, 1].reshape(3, 3, 1))[..., 0], rtol=1e-5, atol=1e-5
+            )
+            np.testing.assert_allclose(
+                report.attribution_sum, report.score_difference, rtol=1e-4, atol=1e-5
+            )
 
     def test_batch_size_invariance(self, functional_model):
         x = _images(3)
-        runs = [IntegratedGradients(functional_model, steps=8, batch_size=b).explain(x, 2)
-                for b in (1, 3, 24)]
+        runs = [
+            IntegratedGradients(functional_model, steps=8, batch_size=b).explain(x, 2)
+            for b in (1, 3, 24)
+        ]
         for other in runs[1:]:
             np.testing.assert_allclose(other, runs[0], rtol=1e-5, atol=1e-7)
 
@@ -182,8 +197,7 @@ class TestIntegratedGradients:
         with pytest.raises(ValueError, match="baseline"):
             IntegratedGradients(functional_model, baseline="black")
         with pytest.raises(ValueError, match="baseline"):
-            IntegratedGradients(functional_model, baseline=np.zeros((8, 8, 3))).explain(
-                _images(1))
+            IntegratedGradients(functional_model, baseline=np.zeros((8, 8, 3))).explain(_images(1))
         with pytest.raises(ValueError, match="steps"):
             IntegratedGradients(functional_model, steps=0)
 
@@ -192,8 +206,9 @@ class TestIntegratedGradients:
 # Guided backprop and deconvnet on a hand-weighted 2-layer ReLU net
 # ---------------------------------------------------------------------------------------------
 
-W1 = np.array([[1.0, -1.0, 0.5], [2.0, 1.0, -1.0], [-1.0, 0.5, 1.0], [0.5, 2.0, 1.0]],
-              np.float32)  # (4 inputs, 3 hidden)
+W1 = np.array(
+    [[1.0, -1.0, 0.5], [2.0, 1.0, -1.0], [-1.0, 0.5, 1.0], [0.5, 2.0, 1.0]], np.float32
+)  # (4 inputs, 3 hidden)
 B1 = np.array([0.0, 0.1, -0.2], np.float32)
 W2 = np.array([[1.0, -2.0], [-1.5, 1.0], [2.0, 0.5]], np.float32)  # (3 hidden, 2 classes)
 
@@ -279,16 +294,21 @@ def test_rules_run_on_every_model_kind(kind, request):
 # The result contract: explain_full, no state kept, the ReLU-rule surgery of kerasviz.inspect
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls,name,reduce", [
-    (Saliency, "saliency", "max_abs"),
-    (GradientInput, "gradient_input", "sum"),
-    (SmoothGrad, "smoothgrad", "max_abs"),
-    (IntegratedGradients, "integrated_gradients", "sum"),
-    (GuidedBackprop, "guided_backprop", "max_abs"),
-    (Deconvnet, "deconvnet", "max_abs"),
-])
-def test_explain_full_holds_maps_targets_and_signed_attributions(functional_model, cls, name,
-                                                                 reduce):
+
+@pytest.mark.parametrize(
+    "cls,name,reduce",
+    [
+        (Saliency, "saliency", "max_abs"),
+        (GradientInput, "gradient_input", "sum"),
+        (SmoothGrad, "smoothgrad", "max_abs"),
+        (IntegratedGradients, "integrated_gradients", "sum"),
+        (GuidedBackprop, "guided_backprop", "max_abs"),
+        (Deconvnet, "deconvnet", "max_abs"),
+    ],
+)
+def test_explain_full_holds_maps_targets_and_signed_attributions(
+    functional_model, cls, name, reduce
+):
     x = _images(2)
     explainer = cls(functional_model)
     result = explainer.explain_full(x, progress=True)
@@ -301,8 +321,7 @@ def test_explain_full_holds_maps_targets_and_signed_attributions(functional_mode
     expected = np.abs(attr).max(axis=-1) if reduce == "max_abs" else attr.sum(axis=-1)
     np.testing.assert_allclose(result.explanations, expected, rtol=1e-6, atol=1e-9)
     assert (result.attributions < 0).any()  # signed, before the channel reduction
-    np.testing.assert_allclose(explainer.explain(x, progress=True), result.explanations,
-                               rtol=1e-6)
+    np.testing.assert_allclose(explainer.explain(x, progress=True), result.explanations, rtol=1e-6)
     assert explainer.explain(x[0]).shape == (16, 16)
     assert (result.completeness is not None) == (cls is IntegratedGradients)
     assert not [k for k in vars(explainer) if k.startswith("last_")]  # nothing of a call kept
@@ -327,11 +346,13 @@ def test_integrated_gradients_baselines_are_references(functional_model):
     x = _images(2)
     blur = IntegratedGradients(functional_model, baseline="blur").baselines(x)
     sigma = 16 / 16  # the one rule: max(H, W) / 16
-    np.testing.assert_allclose(blur, gaussian_filter(x, (0, sigma, sigma, 0), mode="reflect"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        blur, gaussian_filter(x, (0, sigma, sigma, 0), mode="reflect"), atol=1e-6
+    )
     mean = IntegratedGradients(functional_model, baseline="mean").baselines(x)
-    np.testing.assert_allclose(mean, np.broadcast_to(x.mean(axis=(1, 2), keepdims=True),
-                                                     x.shape), rtol=1e-6)
+    np.testing.assert_allclose(
+        mean, np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape), rtol=1e-6
+    )
     colour = np.array([0.1, 0.2, 0.3], np.float32)  # a (C,) colour
     got = IntegratedGradients(functional_model, baseline=colour).baselines(x)
     np.testing.assert_array_equal(got, np.broadcast_to(colour, x.shape))

@@ -84,14 +84,19 @@ class TestKnownAnswer:
         rows[0] = 1
         rows[1] = 0
         d = pairwise_distances(rows, rows[:1], metric="cosine").ravel()
-        np.testing.assert_allclose(cosine_kernel(rows.sum(1), 7, 0.25),
-                                   np.sqrt(np.exp(-(d**2) / 0.25**2)), atol=1e-12)
+        np.testing.assert_allclose(
+            cosine_kernel(rows.sum(1), 7, 0.25), np.sqrt(np.exp(-(d**2) / 0.25**2)), atol=1e-12
+        )
 
 
 class TestReproducible:
     def test_same_seed_same_result_other_seed_differs(self, conv_model, images):
-        kwargs = {"segmentation": "grid", "segmentation_args": {"cells": 4},
-                  "num_samples": 64, "output": "logit"}
+        kwargs = {
+            "segmentation": "grid",
+            "segmentation_args": {"cells": 4},
+            "num_samples": 64,
+            "output": "logit",
+        }
         a = Lime(conv_model, seed=5, **kwargs).explain_full(images)
         b = Lime(conv_model, seed=5, **kwargs).explain_full(images)
         c = Lime(conv_model, seed=6, **kwargs).explain_full(images)
@@ -101,8 +106,13 @@ class TestReproducible:
 
     @pytest.mark.parametrize("batch_size", [1, 7, 200])
     def test_batch_size_does_not_change_result(self, conv_model, images, batch_size):
-        kwargs = {"segmentation": "grid", "segmentation_args": {"cells": 4}, "num_samples": 50,
-                  "output": "logit", "seed": 2}
+        kwargs = {
+            "segmentation": "grid",
+            "segmentation_args": {"cells": 4},
+            "num_samples": 50,
+            "output": "logit",
+            "seed": 2,
+        }
         ref = Lime(conv_model, batch_size=32, **kwargs).explain(images, targets=1)
         got = Lime(conv_model, batch_size=batch_size, **kwargs).explain(images, targets=1)
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
@@ -148,7 +158,7 @@ class TestSegmentation:
     def test_callable_and_relabel(self, conv_model, images):
         def halves(image):
             seg = np.full(image.shape[:2], 7)
-            seg[:, SIZE // 2:] = 42
+            seg[:, SIZE // 2 :] = 42
             return seg
 
         result = Lime(conv_model, segmentation=halves, num_samples=30).explain_full(images[:1])
@@ -207,8 +217,14 @@ class TestBadInput:
 
 class TestContract:
     def test_explain_full_fields(self, conv_model, images):
-        lime = Lime(conv_model, segmentation="grid", segmentation_args={"cells": 4},
-                    num_samples=30, output="logit", seed=1)
+        lime = Lime(
+            conv_model,
+            segmentation="grid",
+            segmentation_args={"cells": 4},
+            num_samples=30,
+            output="logit",
+            seed=1,
+        )
         result = lime.explain_full(images, progress=True)
         top = conv_model.predict(images, verbose=0).argmax(-1)
         assert result.method == "lime"
@@ -245,10 +261,12 @@ class TestContract:
         blurred = Lime(conv_model, fill="blur").fills(images, seg)
         sigma = SIZE / 16  # max(H, W) / 16, reflected at the border
         np.testing.assert_allclose(
-            blurred, gaussian_filter(images, (0, sigma, sigma, 0), mode="reflect"), atol=1e-6)
+            blurred, gaussian_filter(images, (0, sigma, sigma, 0), mode="reflect"), atol=1e-6
+        )
         wide = Lime(conv_model, fill="blur", blur_sigma=3).fills(images, seg)
         np.testing.assert_allclose(
-            wide, gaussian_filter(images, (0, 3, 3, 0), mode="reflect"), atol=1e-6)
+            wide, gaussian_filter(images, (0, 3, 3, 0), mode="reflect"), atol=1e-6
+        )
         with pytest.raises(ValueError, match="blur_sigma"):
             Lime(conv_model, fill="blur", blur_sigma=0)
 
@@ -260,13 +278,15 @@ class TestContract:
         w = lime.explain_full(images[:1], targets=0, segments=_grid(1)).weights[0]
         want = (images[0] - canvas)[seg == REGION].sum()
         np.testing.assert_allclose(w[REGION], want, rtol=0.03)
-        np.testing.assert_array_equal(Lime(region_model, fill=[0.3]).fills(images, _grid(3)),
-                                      np.full_like(images, 0.3))
+        np.testing.assert_array_equal(
+            Lime(region_model, fill=[0.3]).fills(images, _grid(3)), np.full_like(images, 0.3)
+        )
 
 
 def test_agrees_with_lime_package(shipped):
     lime_image = pytest.importorskip(
-        "lime.lime_image", reason="the `lime` package is needed to compare against it")
+        "lime.lime_image", reason="the `lime` package is needed to compare against it"
+    )
     from kerasviz import _compute, datasets
 
     model = shipped("shapes_cnn")
@@ -277,12 +297,18 @@ def test_agrees_with_lime_package(shipped):
         seg = segment(image, "slic", n_segments=20)
         target = int(np.argmax(np.asarray(forward(image[None]))))
         ours = Lime(model, num_samples=1000, seed=0).explain_full(
-            image, targets=target, segments=seg)
+            image, targets=target, segments=seg
+        )
         theirs = lime_image.LimeImageExplainer(random_state=0).explain_instance(
-            image.astype(np.float64), lambda x: _compute.run_batched(
-                forward, (x.astype(np.float32),), 64)[0],
-            labels=(target,), top_labels=None, hide_color=None, num_samples=1000,
-            batch_size=64, segmentation_fn=lambda _img, s=seg: s)
+            image.astype(np.float64),
+            lambda x: _compute.run_batched(forward, (x.astype(np.float32),), 64)[0],
+            labels=(target,),
+            top_labels=None,
+            hide_color=None,
+            num_samples=1000,
+            batch_size=64,
+            segmentation_fn=lambda _img, s=seg: s,
+        )
         w = np.zeros(ours.weights[0].shape)
         for k, v in theirs.local_exp[target]:
             w[k] = v

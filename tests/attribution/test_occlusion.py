@@ -38,11 +38,13 @@ def _naive(model, images, targets, patch, stride, fill):
             for j, left in enumerate(lefts):
                 occluded = image.copy()
                 patch_fill = np.broadcast_to(fill[k], image.shape)
-                occluded[top:top + ph, left:left + pw] = patch_fill[top:top + ph, left:left + pw]
+                occluded[top : top + ph, left : left + pw] = patch_fill[
+                    top : top + ph, left : left + pw
+                ]
                 drop = base - float(np.asarray(model(occluded[None]))[0, targets[k]])
                 grid[k, i, j] = drop
-                total[top:top + ph, left:left + pw] += drop
-                count[top:top + ph, left:left + pw] += 1
+                total[top : top + ph, left : left + pw] += drop
+                count[top : top + ph, left : left + pw] += 1
         maps[k] = total / count
     return grid, maps
 
@@ -56,15 +58,17 @@ def _images(n, size=16, seed=0):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("length,patch,stride", [(16, 4, 3), (16, 5, 3), (224, 32, 16),
-                                                 (64, 8, 4), (7, 7, 1), (10, 3, 3)])
+@pytest.mark.parametrize(
+    "length,patch,stride",
+    [(16, 4, 3), (16, 5, 3), (224, 32, 16), (64, 8, 4), (7, 7, 1), (10, 3, 3)],
+)
 def test_border_rule(length, patch, stride):
     starts = patch_starts(length, patch, stride)
     assert starts.tolist() == _starts(length, patch, stride)
     assert starts[0] == 0 and starts[-1] + patch == length  # last patch reaches the edge
     covered = np.zeros(length, bool)
     for s in starts:
-        covered[s:s + patch] = True
+        covered[s : s + patch] = True
     assert covered.all()
 
 
@@ -76,8 +80,8 @@ def test_grid_to_map_is_mean_of_covering_patches():
     total, count = np.zeros((2, 9, 9)), np.zeros((9, 9))
     for i, t in enumerate(tops):
         for j, left in enumerate(lefts):
-            total[:, t:t + 4, left:left + 3] += grid[:, i, j, None, None]
-            count[t:t + 4, left:left + 3] += 1
+            total[:, t : t + 4, left : left + 3] += grid[:, i, j, None, None]
+            count[t : t + 4, left : left + 3] += 1
     np.testing.assert_allclose(out, total / count, rtol=1e-5, atol=1e-6)
 
 
@@ -114,15 +118,24 @@ def test_closed_form_region_sum(keras, fill):
     maps, grid = result.explanations, result.grid
     fill_value = value if fill == "mean" else fill
     tops, lefts = _starts(size, 6, 3), _starts(size, 4, 2)
-    expected = np.array([[_overlap(t, t + 6, region[0], region[1])
-                          * _overlap(left, left + 4, region[2], region[3])
-                          for left in lefts] for t in tops], np.float64)
+    expected = np.array(
+        [
+            [
+                _overlap(t, t + 6, region[0], region[1])
+                * _overlap(left, left + 4, region[2], region[3])
+                for left in lefts
+            ]
+            for t in tops
+        ],
+        np.float64,
+    )
     expected *= 3 * 3 * (value - fill_value)  # 3 channels, times 3, times the fill difference
     np.testing.assert_allclose(grid[0], expected, rtol=1e-5, atol=1e-4)
     if fill == 0.25:
         assert grid.max() > 0  # a non-trivial case: some patches overlap the region
-    np.testing.assert_allclose(maps, grid_to_map(grid, np.array(tops), np.array(lefts), (6, 4),
-                                                 (size, size)), rtol=1e-6)
+    np.testing.assert_allclose(
+        maps, grid_to_map(grid, np.array(tops), np.array(lefts), (6, 4), (size, size)), rtol=1e-6
+    )
 
 
 def test_mixed_targets_pick_each_images_region(keras):
@@ -136,7 +149,7 @@ def test_mixed_targets_pick_each_images_region(keras):
     for k, (t, b, left, r) in enumerate(regions):
         outside = np.ones((size, size), bool)
         # any pixel whose covering patches all miss the region has a zero map
-        outside[max(0, t - 3):b + 3, max(0, left - 3):r + 3] = False
+        outside[max(0, t - 3) : b + 3, max(0, left - 3) : r + 3] = False
         assert np.all(maps[k][outside] == 0)
         assert maps[k][t:b, left:r].min() > 0
     np.testing.assert_array_equal(result.targets, [0, 1])
@@ -151,8 +164,7 @@ def test_mixed_targets_pick_each_images_region(keras):
 def test_equals_naive_loop_for_any_batch_size(functional_model, batch_size):
     images = _images(2, seed=1)
     patch, stride = (5, 4), (3, 2)
-    occ = Occlusion(functional_model, patch=patch, stride=stride, fill=0.5,
-                    batch_size=batch_size)
+    occ = Occlusion(functional_model, patch=patch, stride=stride, fill=0.5, batch_size=batch_size)
     result = occ.explain_full(images, [2, 0])
     maps, grid = result.explanations, result.grid
     fill = np.full((2, 1, 1, 3), 0.5, np.float32)
@@ -242,8 +254,9 @@ def test_default_blur_sigma_is_the_one_rule(functional_model):
     assert occ.blur_sigma is None
     expected = gaussian_filter(images, sigma=(0, 1.0, 1.0, 0), mode="reflect")
     np.testing.assert_allclose(occ.fills(images), expected, atol=1e-6)
-    same = Occlusion(functional_model, patch=4, stride=4, fill="blur", output="logit",
-                     blur_sigma=1.0)
+    same = Occlusion(
+        functional_model, patch=4, stride=4, fill="blur", output="logit", blur_sigma=1.0
+    )
     np.testing.assert_array_equal(occ.explain(images, 0), same.explain(images, 0))
 
 
@@ -256,8 +269,9 @@ def test_mode_is_gone_with_a_named_replacement(functional_model):
         old = Occlusion(functional_model, patch=4, stride=4, mode="full")
     assert type(old) is Occlusion
     images = _images(1, seed=13)
-    np.testing.assert_array_equal(old.explain(images, 0), Occlusion(
-        functional_model, patch=4, stride=4).explain(images, 0))
+    np.testing.assert_array_equal(
+        old.explain(images, 0), Occlusion(functional_model, patch=4, stride=4).explain(images, 0)
+    )
     assert type(attribution.create("occlusion", functional_model)) is Occlusion
 
 
@@ -272,8 +286,9 @@ def _counting_model(keras):
 
     class CountRows(keras.layers.Layer):
         def build(self, input_shape):
-            self.rows = self.add_weight(shape=(), initializer="zeros", dtype="int64",
-                                        trainable=False, name="rows")
+            self.rows = self.add_weight(
+                shape=(), initializer="zeros", dtype="int64", trainable=False, name="rows"
+            )
 
         def call(self, x):
             self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
@@ -345,8 +360,7 @@ def test_pointing_game_shapes_cnn(shipped):
 
     model = shipped("shapes_cnn")
     images, labels, masks = datasets.shapes(200, seed=12345)
-    maps = Occlusion(model, patch=8, stride=4, fill="mean", batch_size=256).explain(
-        images, labels)
+    maps = Occlusion(model, patch=8, stride=4, fill="mean", batch_size=256).explain(images, labels)
     hits = metrics.pointing_game(maps, masks, tolerance=2)
     assert hits.mean() >= 0.9, hits.mean()
 

@@ -18,8 +18,9 @@ def test_one_sigma_rule():
     expected = gaussian_filter(batch, sigma=(0, 12 / 16, 12 / 16, 0), mode="reflect")
     np.testing.assert_allclose(refs.blur(batch), expected, rtol=1e-6)
     np.testing.assert_allclose(refs.reference("blur", batch, "fill"), expected, rtol=1e-6)
-    np.testing.assert_allclose(refs.blur(batch, 2.0),
-                               gaussian_filter(batch, (0, 2, 2, 0), mode="reflect"), rtol=1e-6)
+    np.testing.assert_allclose(
+        refs.blur(batch, 2.0), gaussian_filter(batch, (0, 2, 2, 0), mode="reflect"), rtol=1e-6
+    )
 
 
 def test_blur_never_mixes_images_or_channels():
@@ -29,29 +30,41 @@ def test_blur_never_mixes_images_or_channels():
     assert out[1].max() == 0 and out[0, ..., 1].max() == 0 and out[0, ..., 0].sum() > 0.99
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("zeros", lambda b: np.zeros_like(b)),
-    ("mean", lambda b: np.broadcast_to(b.mean(axis=(1, 2), keepdims=True), b.shape)),
-    (0.5, lambda b: np.full_like(b, 0.5)),
-    ([0.1, 0.2, 0.3], lambda b: np.broadcast_to(np.array([0.1, 0.2, 0.3], np.float32), b.shape)),
-    ("image", lambda b: np.broadcast_to(b[1], b.shape)),
-    ("batch", lambda b: b[::-1]),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("zeros", lambda b: np.zeros_like(b)),
+        ("mean", lambda b: np.broadcast_to(b.mean(axis=(1, 2), keepdims=True), b.shape)),
+        (0.5, lambda b: np.full_like(b, 0.5)),
+        (
+            [0.1, 0.2, 0.3],
+            lambda b: np.broadcast_to(np.array([0.1, 0.2, 0.3], np.float32), b.shape),
+        ),
+        ("image", lambda b: np.broadcast_to(b[1], b.shape)),
+        ("batch", lambda b: b[::-1]),
+    ],
+)
 def test_forms(value, expected):
     batch = _batch()
-    value = {"image": batch[1], "batch": batch[::-1]}.get(value, value) if isinstance(
-        value, str) else value
+    value = (
+        {"image": batch[1], "batch": batch[::-1]}.get(value, value)
+        if isinstance(value, str)
+        else value
+    )
     out = refs.reference(value, batch, "fill")
     assert out.shape == batch.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected(batch), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("value, error, match", [
-    ("black", ValueError, r"Expected `fill` in \('zeros', 'mean', 'blur'\)"),
-    (True, TypeError, "fill"),
-    (np.nan, ValueError, "NaN"),
-    (np.zeros((5,)), ValueError, r"Received: fill.shape=\(5,\)"),
-])
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        ("black", ValueError, r"Expected `fill` in \('zeros', 'mean', 'blur'\)"),
+        (True, TypeError, "fill"),
+        (np.nan, ValueError, "NaN"),
+        (np.zeros((5,)), ValueError, r"Received: fill.shape=\(5,\)"),
+    ],
+)
 def test_bad_references(value, error, match):
     with pytest.raises(error, match=match):
         refs.reference(value, _batch(), "fill")

@@ -36,9 +36,15 @@ def test_table_names_and_lazy_classes():
 
 def test_default_settings():
     assert attribution.default_settings("occlusion", (64, 64, 3)) == {
-        "patch": 11, "stride": 2, "output": "logit"}
+        "patch": 11,
+        "stride": 2,
+        "output": "logit",
+    }
     assert attribution.default_settings("occlusion_incremental", (224, 224, 3)) == {
-        "patch": 37, "stride": 9, "output": "logit"}
+        "patch": 37,
+        "stride": 9,
+        "output": "logit",
+    }
     assert attribution.default_settings("lime", (32, 32, 3))["segmentation"] == "grid"
     assert attribution.default_settings("lime", (224, 224, 3))["segmentation"] == "slic"
     assert attribution.default_settings("gradcam", (64, 64, 3)) == {}

@@ -1,6 +1,5 @@
 """Fixtures shared by the embedding tests: a model with known features."""
 
-
 import numpy as np
 import pytest
 
@@ -18,8 +17,9 @@ def linear_model(keras):
     h = keras.layers.Flatten(name="flat")(h)
     h = keras.layers.Dropout(0.5, name="drop")(h)
     outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(h)
-    conv.set_weights([np.array([1.0, -2.0], np.float32).reshape(1, 1, 1, 2),
-                      np.array([0.0, 0.5], np.float32)])
+    conv.set_weights(
+        [np.array([1.0, -2.0], np.float32).reshape(1, 1, 1, 2), np.array([0.0, 0.5], np.float32)]
+    )
     return keras.Model(inputs, outputs, name="linear")
 
 

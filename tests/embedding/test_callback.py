@@ -1,6 +1,5 @@
 """kerasviz.embedding.callback: the projector export during training."""
 
-
 import numpy as np
 import pytest
 
@@ -16,9 +15,14 @@ class TestCallback:
         import tensorflow as tf
 
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(3, 3, name="c"),
-                                  keras.layers.GlobalAveragePooling2D(name="gap"),
-                                  keras.layers.Dense(2, activation="softmax")])
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Conv2D(3, 3, name="c"),
+                keras.layers.GlobalAveragePooling2D(name="gap"),
+                keras.layers.Dense(2, activation="softmax"),
+            ]
+        )
         model.compile("adam", "sparse_categorical_crossentropy")
         x = np.random.default_rng(0).uniform(0, 1, (12, 8, 8, 1)).astype(np.float32)
         y = np.arange(12) % 2

@@ -21,8 +21,9 @@ def conv_maps(x):
 
 
 class TestExtraction:
-    def test_default_layer_is_the_classifier_input(self, linear_model, functional_model,
-                                                  sequential_no_input, nested_model):
+    def test_default_layer_is_the_classifier_input(
+        self, linear_model, functional_model, sequential_no_input, nested_model
+    ):
         # Dropout is the identity at inference: the layer before it is reported.
         assert embedding.FeatureExtractor(linear_model).layer == "flat"
         assert embedding.FeatureExtractor(functional_model).layer == "gap"
@@ -36,9 +37,11 @@ class TestExtraction:
 
     @pytest.mark.parametrize(
         "reduce, reference",
-        [("flatten", lambda m: m.reshape(len(m), -1)),
-         ("gap", lambda m: m.mean(axis=(1, 2))),
-         ("max", lambda m: m.max(axis=(1, 2)))],
+        [
+            ("flatten", lambda m: m.reshape(len(m), -1)),
+            ("gap", lambda m: m.mean(axis=(1, 2))),
+            ("max", lambda m: m.max(axis=(1, 2))),
+        ],
     )
     def test_reductions_of_a_spatial_layer(self, linear_model, x4, reduce, reference):
         vectors = embedding.features(linear_model, x4, layer="conv", reduce=reduce)
@@ -46,8 +49,10 @@ class TestExtraction:
 
     def test_batch_size_does_not_change_results(self, functional_model):
         x = np.random.default_rng(1).uniform(0, 1, (7, 16, 16, 3)).astype(np.float32)
-        results = [embedding.features(functional_model, x, layer="conv2", batch_size=b)
-                   for b in (1, 3, 7, 64)]
+        results = [
+            embedding.features(functional_model, x, layer="conv2", batch_size=b)
+            for b in (1, 3, 7, 64)
+        ]
         for r in results[1:]:
             np.testing.assert_allclose(r, results[0], atol=1e-6)
         assert results[0].shape == (7, 8 * 8 * 6)
@@ -64,8 +69,11 @@ class TestExtraction:
         assert one.shape == (32,)
         np.testing.assert_allclose(one, conv_maps(x4[2:3]).reshape(-1), atol=1e-6)
         raw = np.arange(7 * 16, dtype=np.uint8).reshape(7, 4, 4, 1)
-        np.testing.assert_allclose(embedding.features(linear_model, raw),
-                                   conv_maps(raw.astype(np.float32)).reshape(7, -1), rtol=1e-6)
+        np.testing.assert_allclose(
+            embedding.features(linear_model, raw),
+            conv_maps(raw.astype(np.float32)).reshape(7, -1),
+            rtol=1e-6,
+        )
 
     def test_extractor_traces_once(self, linear_model, x4):
         extractor = embedding.FeatureExtractor(linear_model, batch_size=4)
@@ -85,12 +93,14 @@ class TestExtraction:
         np.testing.assert_allclose(got, expected, atol=1e-6)
         # Batched (images, labels) with batches that do not match ours.
         vectors, got_labels = extractor.extract(
-            tf.data.Dataset.from_tensor_slices((x4, labels)).batch(2))
+            tf.data.Dataset.from_tensor_slices((x4, labels)).batch(2)
+        )
         np.testing.assert_allclose(vectors, expected, atol=1e-6)
         np.testing.assert_array_equal(got_labels, labels)
         # (images, labels, ids): string ids come back as str.
         vectors, got_labels, got_ids = extractor.extract(
-            tf.data.Dataset.from_tensor_slices((x4, labels, ids)).batch(4))
+            tf.data.Dataset.from_tensor_slices((x4, labels, ids)).batch(4)
+        )
         np.testing.assert_allclose(vectors, expected, atol=1e-6)
         np.testing.assert_array_equal(got_ids, ids)
         assert got_ids.dtype.kind == "U"
@@ -128,8 +138,9 @@ class TestExtraction:
         with pytest.raises(TypeError, match="element_spec"):
             embedding.features(linear_model, tf.data.Dataset.from_tensor_slices({"x": x4}))
         with pytest.raises(ValueError, match="no Dense"):
-            inspect.feature_layer(keras.Sequential([keras.Input((4, 4, 1)),
-                                                    keras.layers.Conv2D(1, 1)]))
+            inspect.feature_layer(
+                keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1)])
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,11 +150,12 @@ class TestExtraction:
 
 def test_import_loads_no_keras():
     """The light parts (space, saving, projector) never need Keras; the callback loads it."""
-    code = ("import sys, kerasviz.embedding as e; "
-            "print('keras' in sys.modules, 'tensorflow' in sys.modules); "
-            "e.ProjectorCallback; print('keras' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, kerasviz.embedding as e; "
+        "print('keras' in sys.modules, 'tensorflow' in sys.modules); "
+        "e.ProjectorCallback; print('keras' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["False", "False", "True"]
 
@@ -181,8 +193,9 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 def test_streaming_memory_stays_flat():
     if not sys.platform.startswith("linux"):
         pytest.skip("ru_maxrss is in kB on Linux only")
-    run = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT], capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     peaks = dict(tuple(map(int, line.split())) for line in run.stdout.strip().splitlines())
     # 18,000 more 32x32x3 float32 images would be 211 MiB if they were held at once.

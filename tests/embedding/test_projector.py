@@ -28,8 +28,9 @@ def _free_port() -> int:
 
 def _get(base: str, route: str, **params) -> bytes:
     query = urllib.parse.urlencode(params)
-    with urllib.request.urlopen(f"{base}/data/plugin/projector/{route}?{query}",
-                                timeout=30) as response:
+    with urllib.request.urlopen(
+        f"{base}/data/plugin/projector/{route}?{query}", timeout=30
+    ) as response:
         return response.read()
 
 
@@ -63,9 +64,22 @@ def tensorboard(tmp_path_factory):
         for _attempt in range(2):  # a second port if another process took the first
             port = _free_port()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tensorboard.main", "--logdir", str(root),
-                 "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "tensorboard.main",
+                    "--logdir",
+                    str(root),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--load_fast=false",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and proc.poll() is None:
@@ -119,10 +133,22 @@ class TestTensorBoardReadsTheExport:
         assert multi[0] == "digit\tname"
         assert multi[1:] == ["3\tthree", "1\tone", "4\tfour", "1\tone", "5\tfive"]
         # TensorBoard itself saw a header in `multi` (2 rows + header) and none in `single`.
-        assert len(_get(tensorboard, "metadata", run="multi", name=TENSOR,
-                        num_rows=2).decode().splitlines()) == 3
-        assert len(_get(tensorboard, "metadata", run="single", name=TENSOR,
-                        num_rows=2).decode().splitlines()) == 2
+        assert (
+            len(
+                _get(tensorboard, "metadata", run="multi", name=TENSOR, num_rows=2)
+                .decode()
+                .splitlines()
+            )
+            == 3
+        )
+        assert (
+            len(
+                _get(tensorboard, "metadata", run="single", name=TENSOR, num_rows=2)
+                .decode()
+                .splitlines()
+            )
+            == 2
+        )
 
     def test_sprite_png(self, tensorboard, tmp_path):
         from PIL import Image
@@ -135,8 +161,9 @@ class TestTensorBoardReadsTheExport:
         expected = np.round(SINGLE["images"] * 255).astype(np.uint8)
         for i in (0, 7, 29):
             r, c = divmod(i, 6)
-            np.testing.assert_array_equal(sheet[r * 12:(r + 1) * 12, c * 10:(c + 1) * 10],
-                                          expected[i])
+            np.testing.assert_array_equal(
+                sheet[r * 12 : (r + 1) * 12, c * 10 : (c + 1) * 10], expected[i]
+            )
         grey = _get(tensorboard, "sprite_image", run="multi", name=TENSOR)
         (tmp_path / "g.png").write_bytes(grey)
         sheet = np.asarray(Image.open(tmp_path / "g.png"))
@@ -149,8 +176,11 @@ class TestTensorBoardReadsTheExport:
 
 
 def _snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 class TestFiles:
@@ -166,9 +196,18 @@ class TestFiles:
         assert not (tmp_path / "d" / "metadata.tsv").exists()
         assert "metadata_path" not in (tmp_path / "d" / "projector_config.pbtxt").read_text()
 
-    @pytest.mark.parametrize("n, side, thumb", [(1, 32, 32), (1797, 32, 32), (65_536, 32, 32),
-                                                (100_000, 32, 25), (1_000_000, 64, 8),
-                                                (50, 300, 300), (5_000, 300, 115)])
+    @pytest.mark.parametrize(
+        "n, side, thumb",
+        [
+            (1, 32, 32),
+            (1797, 32, 32),
+            (65_536, 32, 32),
+            (100_000, 32, 25),
+            (1_000_000, 64, 8),
+            (50, 300, 300),
+            (5_000, 300, 115),
+        ],
+    )
     def test_sprite_layout_within_the_limit(self, n, side, thumb):
         per_row, th, tw = embedding.sprite_layout(n, side, side)
         rows = -(-n // per_row)
@@ -193,7 +232,7 @@ class TestFiles:
         assert sheet.shape == (3 * 16, 4 * 16)
         for i, shade in enumerate(shades):
             r, c = divmod(i, 4)
-            tile = sheet[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16].astype(int)
+            tile = sheet[r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16].astype(int)
             assert np.abs(tile - round(shade * 255)).max() <= 1
         assert "single_image_dim: 16" in (tmp_path / "e" / "projector_config.pbtxt").read_text()
 
@@ -218,8 +257,9 @@ class TestFiles:
 
     def test_failure_mid_export_leaves_the_old_export(self, tmp_path, monkeypatch):
         target = tmp_path / "run"
-        embedding.export_projector(target, np.ones((4, 2)), labels=list("abcd"),
-                                   images=np.zeros((4, 8, 8)))
+        embedding.export_projector(
+            target, np.ones((4, 2)), labels=list("abcd"), images=np.zeros((4, 8, 8))
+        )
         before = _snapshot(target)
 
         def broken_sprite(path, images):
@@ -230,14 +270,20 @@ class TestFiles:
 
         monkeypatch.setattr(projector, "_write_sprite", broken_sprite)
         with pytest.raises(OSError, match="disk full"):
-            embedding.export_projector(target, np.zeros((4, 2)), labels=list("wxyz"),
-                                       images=np.ones((4, 8, 8)), overwrite=True)
+            embedding.export_projector(
+                target,
+                np.zeros((4, 2)),
+                labels=list("wxyz"),
+                images=np.ones((4, 8, 8)),
+                overwrite=True,
+            )
         assert _snapshot(target) == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
         # A first export that fails leaves nothing at all.
         with pytest.raises(OSError, match="disk full"):
-            embedding.export_projector(tmp_path / "new", np.zeros((4, 2)),
-                                       images=np.ones((4, 8, 8)))
+            embedding.export_projector(
+                tmp_path / "new", np.zeros((4, 2)), images=np.ones((4, 8, 8))
+            )
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
     def test_failure_while_swapping_restores_the_old_export(self, tmp_path, monkeypatch):
@@ -266,8 +312,10 @@ class TestFiles:
         path = embedding.export_projector(tmp_path / "run", f, name="fc7")
         reader = tf.train.load_checkpoint(str(path))
         np.testing.assert_array_equal(reader.get_tensor("fc7/.ATTRIBUTES/VARIABLE_VALUE"), f)
-        assert 'tensor_name: "fc7/.ATTRIBUTES/VARIABLE_VALUE"' in (
-            path / "projector_config.pbtxt").read_text()
+        assert (
+            'tensor_name: "fc7/.ATTRIBUTES/VARIABLE_VALUE"'
+            in (path / "projector_config.pbtxt").read_text()
+        )
 
 
 class TestBadInput:
@@ -275,8 +323,9 @@ class TestBadInput:
         with pytest.raises(ValueError, match="`labels` has 3 values; expected 4"):
             embedding.export_projector(tmp_path / "x", np.ones((4, 2)), labels=[1, 2, 3])
         with pytest.raises(ValueError, match="column 'b' has 2 values; expected 4"):
-            embedding.export_projector(tmp_path / "x", np.ones((4, 2)),
-                                       labels={"a": [1, 2, 3, 4], "b": [1, 2]})
+            embedding.export_projector(
+                tmp_path / "x", np.ones((4, 2)), labels={"a": [1, 2, 3, 4], "b": [1, 2]}
+            )
         with pytest.raises(ValueError, match="tab"):
             embedding.export_projector(tmp_path / "x", np.ones((2, 2)), labels=["a\tb", "c"])
         with pytest.raises(ValueError, match=r"shape \(N,\)"):
@@ -288,11 +337,11 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"one size.*images\[2\]\.shape=\(9, 8, 3\)"):
             embedding.export_projector(tmp_path / "x", np.ones((3, 2)), images=images)
         with pytest.raises(ValueError, match="3 images; expected 4"):
-            embedding.export_projector(tmp_path / "x", np.ones((4, 2)),
-                                       images=np.zeros((3, 8, 8)))
+            embedding.export_projector(tmp_path / "x", np.ones((4, 2)), images=np.zeros((3, 8, 8)))
         with pytest.raises(ValueError, match="C in 1, 3, 4"):
-            embedding.export_projector(tmp_path / "x", np.ones((3, 2)),
-                                       images=np.zeros((3, 8, 8, 2)))
+            embedding.export_projector(
+                tmp_path / "x", np.ones((3, 2)), images=np.zeros((3, 8, 8, 2))
+            )
         assert not (tmp_path / "x").exists()
 
     def test_bad_features_and_name(self, tmp_path):

@@ -1,6 +1,5 @@
 """kerasviz.embedding.saving: features.npy and neighbours.csv, atomic and never overwritten."""
 
-
 import numpy as np
 import pytest
 
@@ -19,25 +18,35 @@ class TestSaveFeatures:
         vectors = np.array([[0.0], [1.0], [3.0], [7.0]], np.float32)  # a line: known order
         names = [Path("digits/a.png"), Path("digits/b.png"), "c,1.png", "d.png"]
         paths = embedding.save_features(tmp_path / "new" / "out", names, vectors, k=2)
-        assert paths == (tmp_path / "new" / "out" / "features.npy",
-                         tmp_path / "new" / "out" / "neighbours.csv")
+        assert paths == (
+            tmp_path / "new" / "out" / "features.npy",
+            tmp_path / "new" / "out" / "neighbours.csv",
+        )
         np.testing.assert_array_equal(np.load(paths[0]), vectors)
         with open(paths[1], newline="") as handle:
             rows = list(csv.reader(handle))
         assert rows[0] == ["file", "rank", "neighbour", "distance"]
-        want = {0: [(1, 1.0), (2, 3.0)], 1: [(0, 1.0), (2, 2.0)], 2: [(1, 2.0), (0, 3.0)],
-                3: [(2, 4.0), (1, 6.0)]}
+        want = {
+            0: [(1, 1.0), (2, 3.0)],
+            1: [(0, 1.0), (2, 2.0)],
+            2: [(1, 2.0), (0, 3.0)],
+            3: [(2, 4.0), (1, 6.0)],
+        }
         shown = [str(n) for n in names]
-        assert rows[1:] == [[shown[i], str(r + 1), shown[j], f"{d:.6g}"]
-                            for i, near in want.items() for r, (j, d) in enumerate(near)]
+        assert rows[1:] == [
+            [shown[i], str(r + 1), shown[j], f"{d:.6g}"]
+            for i, near in want.items()
+            for r, (j, d) in enumerate(near)
+        ]
         # The CLI's format, byte for byte, for plain names: one line per row, no quoting.
         lines = paths[1].read_text().splitlines()
         assert lines[1] == "digits/a.png,1,digits/b.png,1" and '"c,1.png"' in lines[5]
 
     def test_cosine_and_k_clipped_to_the_other_vectors(self, tmp_path):
         vectors = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
-        _, table = embedding.save_features(tmp_path, ["a", "b", "c"], vectors, k=10,
-                                           metric="cosine")
+        _, table = embedding.save_features(
+            tmp_path, ["a", "b", "c"], vectors, k=10, metric="cosine"
+        )
         idx, dist = embedding.nearest(vectors, np.arange(3), k=2, metric="cosine")
         rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
         assert len(rows) == 3 * 2
@@ -63,7 +72,10 @@ class TestSaveFeatures:
         np.testing.assert_array_equal(np.load(tmp_path / "features.npy"), first * 2)
         assert (tmp_path / "notes.txt").read_text() == "mine"
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "features.npy", "neighbours.csv", "notes.txt"]
+            "features.npy",
+            "neighbours.csv",
+            "notes.txt",
+        ]
 
     def test_a_failure_leaves_the_old_files(self, tmp_path, monkeypatch):
         from kerasviz.embedding import saving

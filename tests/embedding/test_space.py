@@ -95,8 +95,9 @@ class TestNearest:
 
 def blobs(n_per=20, centers=((0, 0, 0), (10, 0, 0), (0, 10, 0)), seed=0):
     rng = np.random.default_rng(seed)
-    pts = np.concatenate([np.asarray(c) + rng.normal(scale=0.5, size=(n_per, 3))
-                          for c in centers]).astype(np.float32)
+    pts = np.concatenate(
+        [np.asarray(c) + rng.normal(scale=0.5, size=(n_per, 3)) for c in centers]
+    ).astype(np.float32)
     return pts, np.repeat(np.arange(len(centers)), n_per)
 
 
@@ -132,8 +133,7 @@ class TestClustersAndMaps:
         points = embedding.project(pts, "tsne", seed=0, max_iter=500)
         idx, _ = embedding.nearest(points, np.arange(len(points)), k=5)
         assert (labels[idx] == labels[:, None]).mean() == 1.0
-        np.testing.assert_array_equal(points, embedding.project(pts, "tsne", seed=0,
-                                                                max_iter=500))
+        np.testing.assert_array_equal(points, embedding.project(pts, "tsne", seed=0, max_iter=500))
 
     def test_umap_when_installed(self):
         pytest.importorskip("umap", reason="umap-learn is an optional extra (kerasviz[umap])")

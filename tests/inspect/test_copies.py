@@ -1,6 +1,5 @@
 """kerasviz.inspect._copies: standalone copies, weighted layers and re-initialisation."""
 
-
 import numpy as np
 import pytest
 

@@ -40,8 +40,7 @@ class TestSubmodel:
         base = nested_model.layers[1]
         sub = inspect.submodel(nested_model, [f"{base.name}/block_3_expand", "gap"])
         inner, gap, pred = (np.asarray(t) for t in sub(x32, training=False))
-        np.testing.assert_allclose(pred, np.asarray(nested_model(x32, training=False)),
-                                   atol=1e-5)
+        np.testing.assert_allclose(pred, np.asarray(nested_model(x32, training=False)), atol=1e-5)
         # Reference: the backbone's own sub-model applied to the same images.
         import keras
 
@@ -86,8 +85,9 @@ class TestReplayHook:
         nested = [c for c in calls if c.nested]
         # Every leaf layer of the backbone and the outer model, then the backbone itself once.
         assert len(nested) == 1 and nested[0].path == nested_model.layers[1].name
-        assert [c.path for c in leaves] == [t.path for t in walk.taps
-                                            if not inspect.is_graph_model(t.layer)]
+        assert [c.path for c in leaves] == [
+            t.path for t in walk.taps if not inspect.is_graph_model(t.layer)
+        ]
         assert leaves[-1].output is prediction
         first = leaves[0]
         assert first.args[0] is inputs and first.path.startswith(nested[0].path + "/")
@@ -95,6 +95,9 @@ class TestReplayHook:
     def test_overrides_are_reported(self, functional_model):
         head = functional_model.get_layer("predictions")
         seen = []
-        inspect.replay(functional_model, overrides={id(head): lambda x, *a, **k: x},
-                       on_call=lambda c: seen.append((c.layer.name, tuple(c.output.shape))))
+        inspect.replay(
+            functional_model,
+            overrides={id(head): lambda x, *a, **k: x},
+            on_call=lambda c: seen.append((c.layer.name, tuple(c.output.shape))),
+        )
         assert seen[-1] == ("predictions", (None, 6))  # the override's output (gap's)

@@ -15,8 +15,12 @@ def test_relu_rule_model_rewires_a_copy(keras, functional_model):
     assert rules.units == 3 and rules.layer is None
     assert len(rules.twins) == 2  # conv1 and conv2 have fused ReLUs
     x = _images(2)
-    np.testing.assert_allclose(rules.network.predict(x, verbose=0),
-                               functional_model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        rules.network.predict(x, verbose=0),
+        functional_model.predict(x, verbose=0),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     unit = inspect.relu_rule_model(functional_model, "guided", layer="conv2")
     assert unit.units == 6 and unit.layer is functional_model.get_layer("conv2")
     assert tuple(unit.network.outputs[0].shape) == (None, 8, 8, 6)

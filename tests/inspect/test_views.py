@@ -36,8 +36,9 @@ class TestLogits:
         np.testing.assert_allclose(np.asarray(logits), np.asarray(direct), atol=1e-6)
         linear = keras.Model(inputs, h)
         assert inspect.head_activation(linear) is None
-        np.testing.assert_allclose(np.asarray(inspect.logits_model(linear)(x)),
-                                   np.asarray(direct), atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(inspect.logits_model(linear)(x)), np.asarray(direct), atol=1e-6
+        )
 
     def test_logits_view_follows_weight_updates(self, keras):
         inputs = keras.Input((4, 4, 1))

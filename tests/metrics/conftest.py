@@ -1,6 +1,5 @@
 """Fixtures shared by the metrics tests."""
 
-
 import numpy as np
 import pytest
 

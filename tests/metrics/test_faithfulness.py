@@ -57,8 +57,9 @@ class TestDeletionInsertion:
             np.testing.assert_allclose(curve.scores[i], want, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(curve.fractions, np.arange(17) / 16)
         # Trapezoid by hand: 16 equal steps of 1/16.
-        want_auc = (curve.scores[:, 0] / 2 + curve.scores[:, 1:-1].sum(1)
-                    + curve.scores[:, -1] / 2) / 16
+        want_auc = (
+            curve.scores[:, 0] / 2 + curve.scores[:, 1:-1].sum(1) + curve.scores[:, -1] / 2
+        ) / 16
         np.testing.assert_allclose(curve.auc, want_auc, rtol=1e-6)
 
     def test_uneven_steps_and_constant_fill(self, linear, images):
@@ -90,28 +91,34 @@ class TestDeletionInsertion:
         blurred = np.stack([ndimage.gaussian_filter(im, sigma=(2, 2, 0)) for im in images])
         scores = np.asarray(model(blurred))[:, 0]
         np.testing.assert_allclose(curve.scores[:, 0], scores, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(curve.scores[:, -1], np.asarray(model(images))[:, 0],
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            curve.scores[:, -1], np.asarray(model(images))[:, 0], rtol=1e-5, atol=1e-5
+        )
 
     def test_mean_fill_and_image_fill(self, linear, images):
         model, _, _ = linear
         maps = metrics.random_map(images)
         mean = metrics.deletion(model, images, maps, 0, steps=2, deletion_fill="mean")
         means = np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape)
-        np.testing.assert_allclose(mean.scores[:, -1], np.asarray(model(means))[:, 0],
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            mean.scores[:, -1], np.asarray(model(means))[:, 0], rtol=1e-5, atol=1e-5
+        )
         other = np.full((H, W, C), 0.3, np.float32)
         img = metrics.deletion(model, images, maps, 0, steps=2, deletion_fill=other)
-        np.testing.assert_allclose(img.scores[:, -1],
-                                   np.asarray(model(other[None]))[0, 0], rtol=1e-5)
+        np.testing.assert_allclose(
+            img.scores[:, -1], np.asarray(model(other[None]))[0, 0], rtol=1e-5
+        )
 
     @pytest.mark.parametrize("output", ["probability", "logit"])
     def test_batch_size_invariance(self, functional_model, output):
         x = np.random.default_rng(4).uniform(0, 1, (3, 16, 16, 3)).astype(np.float32)
         maps = metrics.edge_map(x)
-        results = [metrics.Faithfulness(functional_model, steps=6, output=output,
-                                        batch_size=bs).insertion(x, maps)
-                   for bs in (1, 4, 1000)]
+        results = [
+            metrics.Faithfulness(functional_model, steps=6, output=output, batch_size=bs).insertion(
+                x, maps
+            )
+            for bs in (1, 4, 1000)
+        ]
         for other in results[1:]:
             np.testing.assert_allclose(other.scores, results[0].scores, rtol=1e-5, atol=1e-6)
             np.testing.assert_array_equal(other.targets, results[0].targets)
@@ -147,10 +154,12 @@ class TestDeletionInsertion:
             metrics.Faithfulness(model, deletion_fill="zeros")
         with pytest.raises(ValueError, match="deletion_fill"):
             metrics.Faithfulness(model, deletion_fill=np.zeros((3, 3))).deletion(
-                images, np.zeros((3, H, W)))
+                images, np.zeros((3, H, W))
+            )
         with pytest.raises(ValueError, match="insertion_canvas"):
             metrics.Faithfulness(model, insertion_canvas=np.zeros((4, 4))).insertion(
-                images, np.zeros((3, H, W)))
+                images, np.zeros((3, H, W))
+            )
         with pytest.raises(ValueError, match="targets"):
             faith.deletion(images, np.zeros((3, H, W)), targets=[0, 1])
         with pytest.raises(ValueError, match="output"):
@@ -163,7 +172,7 @@ class TestDeletionInsertion:
 
 # Logical devices must be configured before TensorFlow initialises its devices, so the check
 # runs in a fresh interpreter (as in tests/test_distribute.py) and reports JSON.
-_MIRRORED_SCRIPT = textwrap.dedent('''
+_MIRRORED_SCRIPT = textwrap.dedent("""
     import json
     import numpy as np
     import tensorflow as tf
@@ -213,19 +222,29 @@ _MIRRORED_SCRIPT = textwrap.dedent('''
                 for a, b in zip(curves["one"], curves[name], strict=True))
         report[f"{output}_spread"] = float(np.ptp(curves["one"][0].scores))
     print("RESULT", json.dumps(report))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
 def mirrored_report():
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERASVIZ_QUIET": "1",
-           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
-                          text=True, env=env, cwd=root, timeout=300)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERASVIZ_QUIET": "1",
+        "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.mark.parametrize("output", ["probability", "logit"])

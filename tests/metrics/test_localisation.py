@@ -1,7 +1,6 @@
 """kerasviz.metrics.localisation and baselines: pointing game, energy in mask, top-k IoU on
 hand-made maps and masks."""
 
-
 import numpy as np
 import pytest
 
@@ -30,12 +29,11 @@ class TestLocalisation:
         assert metrics.pointing_game(near, mask, tolerance=1) == 1.0
 
     def test_energy_in_mask_known_shares(self):
-        maps = np.array([[[1.0, 3.0], [0.0, -2.0]],
-                         [[2.0, 2.0], [2.0, 2.0]],
-                         [[-1.0, -1.0], [-1.0, 0.0]]], np.float32)
-        masks = np.array([[[0, 1], [1, 1]],
-                          [[1, 0], [0, 0]],
-                          [[1, 1], [1, 1]]])
+        maps = np.array(
+            [[[1.0, 3.0], [0.0, -2.0]], [[2.0, 2.0], [2.0, 2.0]], [[-1.0, -1.0], [-1.0, 0.0]]],
+            np.float32,
+        )
+        masks = np.array([[[0, 1], [1, 1]], [[1, 0], [0, 0]], [[1, 1], [1, 1]]])
         got = metrics.energy_in_mask(maps, masks)
         np.testing.assert_allclose(got[:2], [0.75, 0.25])
         assert np.isnan(got[2])  # no positive attribution: undefined

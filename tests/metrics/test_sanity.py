@@ -1,7 +1,6 @@
 """kerasviz.metrics.sanity: rank correlations against scipy, and the randomisation check with a
 Grad-CAM written here on the trained shapes model."""
 
-
 import numpy as np
 import pytest
 
@@ -89,8 +88,9 @@ class TestRandomizationCheck:
             seen.append((model, [v.copy() for v in model.get_weights()]))
             return metrics.edge_map(images)
 
-        result = metrics.randomization_check(functional_model, probe, x, targets=1,
-                                             layers=["conv2", "predictions"])
+        result = metrics.randomization_check(
+            functional_model, probe, x, targets=1, layers=["conv2", "predictions"]
+        )
         assert result.layers == ["predictions", "conv2"]
         user, w_user = seen[0]
         assert user is functional_model
@@ -115,16 +115,16 @@ class TestRandomizationCheck:
             def explain(self, images, targets):
                 return self.scale * _grad_cam(self.model, images, targets)
 
-        a = metrics.randomization_check(functional_model, Cam, x, 0,
-                                        explainer_kwargs={"scale": 2.0}, seed=3)
+        a = metrics.randomization_check(
+            functional_model, Cam, x, 0, explainer_kwargs={"scale": 2.0}, seed=3
+        )
         b = metrics.randomization_check(functional_model, _grad_cam, x, 0, seed=3)
         np.testing.assert_allclose(a.randomized, 2.0 * b.randomized, rtol=1e-5, atol=1e-6)
 
     def test_bad_inputs(self, functional_model):
         x = np.zeros((2, 16, 16, 3), np.float32)
         with pytest.raises(ValueError, match="explanations"):
-            metrics.randomization_check(functional_model, lambda m, i, t: np.zeros((2, 8, 8)),
-                                        x)
+            metrics.randomization_check(functional_model, lambda m, i, t: np.zeros((2, 8, 8)), x)
         with pytest.raises(ValueError, match="no weights"):
             metrics.randomization_check(functional_model, _edges, x, layers=["pool1"])
         with pytest.raises(KeyError, match="conv9"):
@@ -141,14 +141,20 @@ class TestWithKerasvizExplainers:
 
         x, y = shapes_data
         # Randomising the head and the last conv block is enough to lose the map.
-        result = metrics.randomization_check(shipped("shapes_cnn"), GradCAM, x[:2], y[:2],
-                                             layers=["predictions", "conv4"],
-                                             explainer_kwargs={"layer": "conv4"})
+        result = metrics.randomization_check(
+            shipped("shapes_cnn"),
+            GradCAM,
+            x[:2],
+            y[:2],
+            layers=["predictions", "conv4"],
+            explainer_kwargs={"layer": "conv4"},
+        )
         assert result.layers == ["predictions", "conv4"]
         assert result.passed and result.final_correlation < 0.5
 
-    def test_nested_and_sequential_models_are_copied_not_changed(self, nested_model,
-                                                                 sequential_no_input):
+    def test_nested_and_sequential_models_are_copied_not_changed(
+        self, nested_model, sequential_no_input
+    ):
         x = np.random.default_rng(11).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
         path = "mobilenetv2_0.35_32/Conv1"
         assert inspect.find_layer(nested_model, path) is not None
@@ -156,12 +162,15 @@ class TestWithKerasvizExplainers:
         seen = []
 
         def probe(model, images, targets):
-            seen.append([inspect.find_layer(model, ref).get_weights()[0].copy()
-                         for ref in ("predictions", path)])
+            seen.append(
+                [
+                    inspect.find_layer(model, ref).get_weights()[0].copy()
+                    for ref in ("predictions", path)
+                ]
+            )
             return metrics.edge_map(images)
 
-        result = metrics.randomization_check(nested_model, probe, x,
-                                             layers=["predictions", path])
+        result = metrics.randomization_check(nested_model, probe, x, layers=["predictions", path])
         assert result.layers == ["predictions", path]
         for a, b in zip(before, nested_model.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)

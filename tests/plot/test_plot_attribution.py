@@ -53,8 +53,9 @@ def test_scale_per_method_is_shared_across_images():
 
 def test_single_image_and_colorbar_and_save(tmp_path):
     images, maps = _data(n=1, methods=2)
-    fig = plot.explanation_grid(images[0], {k: v[0] for k, v in maps.items()}, colorbar=True,
-                                cmap="viridis")
+    fig = plot.explanation_grid(
+        images[0], {k: v[0] for k, v in maps.items()}, colorbar=True, cmap="viridis"
+    )
     assert len([ax for ax in fig.axes if ax.images]) == 3
     assert fig.axes[1].images[-1].get_cmap().name == "viridis"
     path = plot.save(fig, tmp_path / "grid.png")

@@ -1,6 +1,5 @@
 """kerasviz.plot.embedding: neighbour strips, cluster montages and 2-D maps."""
 
-
 import numpy as np
 import pytest
 
@@ -17,8 +16,14 @@ class TestPlots:
         images = rng.uniform(0, 1, (6, 8, 8, 1)).astype(np.float32)
         idx = np.array([[1, 2, 3], [0, 4, 5]])
         labels = np.array([0, 0, 1, 0, 1, 1])
-        fig = plot.neighbor_strips(images[[0, 1]], images[idx], np.ones((2, 3)),
-                                   labels[[0, 1]], labels[idx], class_names=["zero", "one"])
+        fig = plot.neighbor_strips(
+            images[[0, 1]],
+            images[idx],
+            np.ones((2, 3)),
+            labels[[0, 1]],
+            labels[idx],
+            class_names=["zero", "one"],
+        )
         axes = np.asarray(fig.axes).reshape(2, 4)
         assert axes[0, 0].get_title() == "query: zero"
         assert axes[0, 2].get_title() == "one d=1"

@@ -15,11 +15,12 @@ PLOT = Path(__file__).resolve().parents[2] / "kerasviz" / "plot"
 
 
 def test_raster_imports_neither_matplotlib_nor_tensorflow():
-    code = ("import sys, kerasviz.plot, kerasviz.plot.raster; kerasviz.plot.overlay_rgb; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('matplotlib', 'tensorflow', 'keras') or m == 'kerasviz.inspect'))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys, kerasviz.plot, kerasviz.plot.raster; kerasviz.plot.overlay_rgb; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('matplotlib', 'tensorflow', 'keras') or m == 'kerasviz.inspect'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
 

@@ -60,17 +60,27 @@ class IncrementalOcclusion(PatchExplainer):
 
     method = "occlusion_incremental"
 
-    def __init__(self, model, patch=16, stride=None, *, full_threshold: float = 0.5,
-                 projective_threshold: float | None = None, adaptive: float | None = None,
-                 mode: str | None = None, **settings):
+    def __init__(
+        self,
+        model,
+        patch=16,
+        stride=None,
+        *,
+        full_threshold: float = 0.5,
+        projective_threshold: float | None = None,
+        adaptive: float | None = None,
+        mode: str | None = None,
+        **settings,
+    ):
         check_mode(mode, "incremental", "IncrementalOcclusion")
         super().__init__(model, patch=patch, stride=stride, **settings)
         self.full_threshold = _checks.check_fraction(full_threshold, "full_threshold")
         self.projective_threshold = (
-            None if projective_threshold is None
-            else _checks.check_fraction(projective_threshold, "projective_threshold"))
-        self.adaptive = (None if adaptive is None
-                         else _checks.check_fraction(adaptive, "adaptive"))
+            None
+            if projective_threshold is None
+            else _checks.check_fraction(projective_threshold, "projective_threshold")
+        )
+        self.adaptive = None if adaptive is None else _checks.check_fraction(adaptive, "adaptive")
         self.nodes = call_graph(self.scored)
         self._plans: dict[tuple, _Plan] = {}
         self._compiled: dict[tuple, tuple] = {}
@@ -94,8 +104,14 @@ class IncrementalOcclusion(PatchExplainer):
             tops, lefts = self.positions(height, width)
         key = (height, width, tuple(int(t) for t in tops), tuple(int(v) for v in lefts))
         if key not in self._plans:
-            made = plan(self.nodes, np.asarray(tops), np.asarray(lefts), self.patch,
-                        self.full_threshold, self.projective_threshold)
+            made = plan(
+                self.nodes,
+                np.asarray(tops),
+                np.asarray(lefts),
+                self.patch,
+                self.full_threshold,
+                self.projective_threshold,
+            )
             for notice in made.notices:
                 warnings.warn(notice, IncrementalFallbackWarning, stacklevel=3)
             self._plans[key] = made
@@ -106,6 +122,7 @@ class IncrementalOcclusion(PatchExplainer):
 
         key = (made.key, shape, fill_hw)
         if key not in self._compiled:
+
             def on_trace():
                 self.traces += 1
 
@@ -115,8 +132,13 @@ class IncrementalOcclusion(PatchExplainer):
             )
         return self._compiled[key]
 
-    def score(self, batch: np.ndarray, tasks: np.ndarray, fills: np.ndarray | None = None,
-              progress: bool = False) -> np.ndarray:
+    def score(
+        self,
+        batch: np.ndarray,
+        tasks: np.ndarray,
+        fills: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
         """Scores ``(T, K)`` of the occluded copies described by ``tasks`` ``(T, 3)``.
 
         Same contract as `Occlusion.score`; rows with ``top = NO_PATCH`` get the clean score.
@@ -129,19 +151,26 @@ class IncrementalOcclusion(PatchExplainer):
 
         n, height, width, _ = batch.shape
         fill = self.fills(batch) if fills is None else np.asarray(fills, dtype=np.float32)
-        if fill.ndim != 4 or fill.shape[0] != n or fill.shape[1:3] not in ((1, 1),
-                                                                          (height, width)):
-            raise ValueError(f"Expected `fills` of shape ({n}, 1, 1, C) or ({n}, {height}, "
-                             f"{width}, C). Received: fills.shape={fill.shape}")
+        if fill.ndim != 4 or fill.shape[0] != n or fill.shape[1:3] not in ((1, 1), (height, width)):
+            raise ValueError(
+                f"Expected `fills` of shape ({n}, 1, 1, C) or ({n}, {height}, "
+                f"{width}, C). Received: fills.shape={fill.shape}"
+            )
         tasks = np.ascontiguousarray(tasks, dtype=np.int32)
         real = tasks[:, 1] != NO_PATCH
         tops = np.unique(tasks[real, 1])
         lefts = np.unique(tasks[real, 2])
-        if real.any() and (tops.min() < 0 or tops.max() + self.patch[0] > height
-                           or lefts.min() < 0 or lefts.max() + self.patch[1] > width):
-            raise ValueError(f"Patch positions must lie inside the {height}x{width} image. "
-                             f"Received tops {tops.min()}..{tops.max()}, lefts "
-                             f"{lefts.min()}..{lefts.max()} for patch {self.patch}.")
+        if real.any() and (
+            tops.min() < 0
+            or tops.max() + self.patch[0] > height
+            or lefts.min() < 0
+            or lefts.max() + self.patch[1] > width
+        ):
+            raise ValueError(
+                f"Patch positions must lie inside the {height}x{width} image. "
+                f"Received tops {tops.min()}..{tops.max()}, lefts "
+                f"{lefts.min()}..{lefts.max()} for patch {self.patch}."
+            )
         grid_tops, grid_lefts = self.positions(height, width)
         if np.isin(tops, grid_tops).all() and np.isin(lefts, grid_lefts).all():
             tops, lefts = grid_tops, grid_lefts  # one plan (and trace) for any subset of the grid
@@ -153,8 +182,10 @@ class IncrementalOcclusion(PatchExplainer):
             if axes is not None:
                 row_table[i], col_table[i] = axes[0].offset, axes[1].offset
         row_table, col_table = tf.constant(row_table), tf.constant(col_table)
-        local = np.stack([tasks[:, 0], np.searchsorted(tops, tasks[:, 1]),
-                          np.searchsorted(lefts, tasks[:, 2])], axis=1).astype(np.int32)
+        local = np.stack(
+            [tasks[:, 0], np.searchsorted(tops, tasks[:, 1]), np.searchsorted(lefts, tasks[:, 2])],
+            axis=1,
+        ).astype(np.int32)
         per_image = max(1, int(real.sum()) // n)
         group = max(1, min(n, -(-self.batch_size // per_image)))
         out = np.zeros((len(tasks), self.num_classes), np.float32)
@@ -172,8 +203,7 @@ class IncrementalOcclusion(PatchExplainer):
             for start, stop in _compute.padded_chunks(len(todo), self.batch_size):
                 rows = todo[start:stop]
                 chunk = local[rows] - np.array([first, 0, 0], np.int32)
-                out[rows] = step(maps, fill_group, tf.constant(chunk), row_table,
-                                 col_table).numpy()
+                out[rows] = step(maps, fill_group, tf.constant(chunk), row_table, col_table).numpy()
             done += int(mine.sum())
             if bar is not None:
                 bar.update(done)
@@ -228,8 +258,9 @@ class IncrementalOcclusion(PatchExplainer):
             exact[picks[:, 0], picks[:, 1], picks[:, 2]] = True
         return self._result(grid, chosen, tops, lefts, (height, width), exact=exact)
 
-    def layer_times(self, batch: np.ndarray, repeats: int = 2) -> list[tuple[str, str, float,
-                                                                             float]]:
+    def layer_times(
+        self, batch: np.ndarray, repeats: int = 2
+    ) -> list[tuple[str, str, float, float]]:
         """Where the time goes: per layer, seconds for one chunk of ``batch_size`` positions.
 
         Runs the first ``batch_size`` patch positions of the first image eagerly, node by node,
@@ -250,9 +281,11 @@ class IncrementalOcclusion(PatchExplainer):
         made = self.plan(height, width)
         tops, lefts = self.positions(height, width)
         fill = self.fills(image)
-        tasks = self.tasks(1, tops, lefts)[1:self.batch_size + 1]
-        local = np.stack([tasks[:, 0], np.searchsorted(tops, tasks[:, 1]),
-                          np.searchsorted(lefts, tasks[:, 2])], axis=1).astype(np.int32)
+        tasks = self.tasks(1, tops, lefts)[1 : self.batch_size + 1]
+        local = np.stack(
+            [tasks[:, 0], np.searchsorted(tops, tasks[:, 1]), np.searchsorted(lefts, tasks[:, 2])],
+            axis=1,
+        ).astype(np.int32)
         every = plan(self.nodes, tops, lefts, self.patch, 1e-12, None)
         every.mode = ["win"] + ["full"] * (len(self.nodes) - 1)
         every.axes = [every.axes[0]] + [None] * (len(self.nodes) - 1)
@@ -278,12 +311,29 @@ class IncrementalOcclusion(PatchExplainer):
                     seen[node.index] = now - last[0]
                     last[0] = now
 
-                _forward(tf, which, self.patch, tuple(fill.shape[1:3]), image.shape[3], maps,
-                         tf.constant(fill), tf.constant(local), *tables, clock=clock)
+                _forward(
+                    tf,
+                    which,
+                    self.patch,
+                    tuple(fill.shape[1:3]),
+                    image.shape[3],
+                    maps,
+                    tf.constant(fill),
+                    tf.constant(local),
+                    *tables,
+                    clock=clock,
+                )
                 best = np.minimum(best, seen)
             timings.append(best)
-        return [(node.path, made.mode[node.index], float(timings[0][node.index]),
-                 float(timings[1][node.index])) for node in self.nodes[1:]]
+        return [
+            (
+                node.path,
+                made.mode[node.index],
+                float(timings[0][node.index]),
+                float(timings[1][node.index]),
+            )
+            for node in self.nodes[1:]
+        ]
 
 
 def _linear(known: np.ndarray, length: int) -> np.ndarray:

@@ -9,14 +9,28 @@ from typing import Any
 from kerasviz import inspect
 
 CONV_LIKE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
-POINTWISE = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "BatchNormalization",
-             "Rescaling")
-IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-            "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-            "Identity")
+POINTWISE = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "BatchNormalization", "Rescaling")
+IDENTITY = (
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Identity",
+)
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
-MIXING = ("Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Reshape",
-          "MultiHeadAttention", "Attention")
+MIXING = (
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "Dense",
+    "Reshape",
+    "MultiHeadAttention",
+    "Attention",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +163,10 @@ def call_graph(model) -> list[_Node]:
     output = inspect.Replay(on_call=record).run(model, inputs)
     if isinstance(output, list | tuple):
         if len(output) != 1:
-            raise ValueError(f"Incremental occlusion needs a model with one output; model "
-                             f"{model.name!r} has {len(output)}.")
+            raise ValueError(
+                f"Incremental occlusion needs a model with one output; model "
+                f"{model.name!r} has {len(output)}."
+            )
         output = output[0]
     nodes = [_Node(0, "input", None, shape=tuple(inputs.shape[1:]), kind="input")]
     producer = {id(inputs): 0}
@@ -163,8 +179,10 @@ def call_graph(model) -> list[_Node]:
         def mark(x, inputs_of=inputs_of, path=path):
             if _is_tensor(x):
                 if id(x) not in producer:
-                    raise ValueError(f"Layer {path!r} reads a tensor that no earlier layer of "
-                                     "the model produced; incremental occlusion cannot plan it.")
+                    raise ValueError(
+                        f"Layer {path!r} reads a tensor that no earlier layer of "
+                        "the model produced; incremental occlusion cannot plan it."
+                    )
                 inputs_of.append(producer[id(x)])
                 return _Ref(producer[id(x)])
             return x
@@ -183,6 +201,8 @@ def call_graph(model) -> list[_Node]:
         shapes[node.index] = node.shape
         nodes.append(node)
     if id(output) not in producer or producer[id(output)] != len(nodes) - 1:
-        raise ValueError(f"The output of model {model.name!r} is not produced by its last layer "
-                         "call; incremental occlusion cannot plan it.")
+        raise ValueError(
+            f"The output of model {model.name!r} is not produced by its last layer "
+            "call; incremental occlusion cannot plan it."
+        )
     return nodes

@@ -48,11 +48,18 @@ def _conv_op(layer, x):
     if kind == "Conv2D":
         y = ops.conv(x, layer.kernel, layer.strides, "valid", dilation_rate=layer.dilation_rate)
     elif kind == "DepthwiseConv2D":
-        y = ops.depthwise_conv(x, layer.kernel, layer.strides, "valid",
-                               dilation_rate=layer.dilation_rate)
+        y = ops.depthwise_conv(
+            x, layer.kernel, layer.strides, "valid", dilation_rate=layer.dilation_rate
+        )
     else:
-        y = ops.separable_conv(x, layer.depthwise_kernel, layer.pointwise_kernel, layer.strides,
-                               "valid", dilation_rate=layer.dilation_rate)
+        y = ops.separable_conv(
+            x,
+            layer.depthwise_kernel,
+            layer.pointwise_kernel,
+            layer.strides,
+            "valid",
+            dilation_rate=layer.dilation_rate,
+        )
     if layer.use_bias:
         y = y + layer.bias
     return layer.activation(y) if layer.activation is not None else y
@@ -97,8 +104,19 @@ def _clean_fn(tf, plan_: _Plan, shape: tuple[int, int, int]):
     return clean
 
 
-def _forward(tf, plan_: _Plan, patch, fill_hw, channels, cleans, fills, tasks, row_table,
-             col_table, clock=None):
+def _forward(
+    tf,
+    plan_: _Plan,
+    patch,
+    fill_hw,
+    channels,
+    cleans,
+    fills,
+    tasks,
+    row_table,
+    col_table,
+    clock=None,
+):
     """One chunk through the plan: the body of the compiled step. ``clock(node, value)`` is
     called after each node (used to time layers eagerly)."""
     nodes, mode, axes = plan_.nodes, plan_.mode, plan_.axes
@@ -136,8 +154,15 @@ def _forward(tf, plan_: _Plan, patch, fill_hw, channels, cleans, fills, tasks, r
             (sr, sc), (kr, kc) = node.stride, node.kernel
             out_r, out_c = axes[i]
             top, left = rows[i] * sr, cols[i] * sc  # slice start in the padded map
-            base = _slice(tf, cleans[plan_.clean_index(j, node.pad, node.pad_value)], image,
-                          top, left, (out_r.size - 1) * sr + kr, (out_c.size - 1) * sc + kc)
+            base = _slice(
+                tf,
+                cleans[plan_.clean_index(j, node.pad, node.pad_value)],
+                image,
+                top,
+                left,
+                (out_r.size - 1) * sr + kr,
+                (out_c.size - 1) * sc + kc,
+            )
             x = _paste(tf, base, window[j], rows[j] - (top - pt), cols[j] - (left - pl))
             window[i] = _conv_op(node.layer, x)
         else:  # merge
@@ -146,8 +171,15 @@ def _forward(tf, plan_: _Plan, patch, fill_hw, channels, cleans, fills, tasks, r
                 if _same_window(axes[j], axes[i]):
                     parts[j] = window[j]
                     continue
-                base = _slice(tf, cleans[plan_.clean_index(j)], image, rows[i], cols[i],
-                              axes[i][0].size, axes[i][1].size)
+                base = _slice(
+                    tf,
+                    cleans[plan_.clean_index(j)],
+                    image,
+                    rows[i],
+                    cols[i],
+                    axes[i][0].size,
+                    axes[i][1].size,
+                )
                 parts[j] = _paste(tf, base, window[j], rows[j] - rows[i], cols[j] - cols[i])
             window[i] = _call_full(node, parts)
         if clock is not None:
@@ -156,27 +188,41 @@ def _forward(tf, plan_: _Plan, patch, fill_hw, channels, cleans, fills, tasks, r
     return full[last] if last in full else materialized(last)
 
 
-def _step_fn(tf, plan_: _Plan, shape: tuple[int, int, int], patch: tuple[int, int],
-             fill_hw: tuple[int, int], jit_compile: bool, on_trace):
+def _step_fn(
+    tf,
+    plan_: _Plan,
+    shape: tuple[int, int, int],
+    patch: tuple[int, int],
+    fill_hw: tuple[int, int],
+    jit_compile: bool,
+    on_trace,
+):
     """The compiled one-chunk step: scores of ``B`` occluded copies, computed incrementally."""
     nodes = plan_.nodes
     channels = shape[2]
     clean_specs = []
     for index, pad, _ in plan_.cleans:
         h, w, c = nodes[index].shape
-        clean_specs.append(tf.TensorSpec(
-            (None, h + pad[0][0] + pad[0][1], w + pad[1][0] + pad[1][1], c), tf.float32))
+        clean_specs.append(
+            tf.TensorSpec(
+                (None, h + pad[0][0] + pad[0][1], w + pad[1][0] + pad[1][1], c), tf.float32
+            )
+        )
 
-    @tf.function(jit_compile=jit_compile, input_signature=[
-        clean_specs,
-        tf.TensorSpec((None, *fill_hw, channels), tf.float32),
-        tf.TensorSpec((None, 3), tf.int32),
-        tf.TensorSpec((len(nodes), None), tf.int32),
-        tf.TensorSpec((len(nodes), None), tf.int32),
-    ])
+    @tf.function(
+        jit_compile=jit_compile,
+        input_signature=[
+            clean_specs,
+            tf.TensorSpec((None, *fill_hw, channels), tf.float32),
+            tf.TensorSpec((None, 3), tf.int32),
+            tf.TensorSpec((len(nodes), None), tf.int32),
+            tf.TensorSpec((len(nodes), None), tf.int32),
+        ],
+    )
     def step(cleans, fills, tasks, row_table, col_table):
         on_trace()
-        return _forward(tf, plan_, patch, fill_hw, channels, cleans, fills, tasks, row_table,
-                        col_table)
+        return _forward(
+            tf, plan_, patch, fill_hw, channels, cleans, fills, tasks, row_table, col_table
+        )
 
     return step

@@ -66,24 +66,34 @@ class _Plan:
         return self.cleans.index((node, pad, value))
 
 
-def plan(nodes: list[_Node], tops: np.ndarray, lefts: np.ndarray, patch: tuple[int, int],
-         full_threshold: float, tau: float | None) -> _Plan:
+def plan(
+    nodes: list[_Node],
+    tops: np.ndarray,
+    lefts: np.ndarray,
+    patch: tuple[int, int],
+    full_threshold: float,
+    tau: float | None,
+) -> _Plan:
     """Window geometry of every node for these patch positions (see the module docstring)."""
     tops = np.asarray(tops, dtype=np.int64)
     lefts = np.asarray(lefts, dtype=np.int64)
     mode = ["win"]
-    axes: list[tuple[_Axis, _Axis] | None] = [(
-        _Axis(tops, tops + patch[0], patch[0], tops.copy()),
-        _Axis(lefts, lefts + patch[1], patch[1], lefts.copy()),
-    )]
+    axes: list[tuple[_Axis, _Axis] | None] = [
+        (
+            _Axis(tops, tops + patch[0], patch[0], tops.copy()),
+            _Axis(lefts, lefts + patch[1], patch[1], lefts.copy()),
+        )
+    ]
     notices: list[str] = []
     for node in nodes[1:]:
         upstream_full = any(mode[i] == "full" for i in node.inputs)
         if node.kind == "full" or upstream_full or not node.inputs:
             if node.reason and not upstream_full:
-                notices.append(f"incremental occlusion: layer {node.path!r} "
-                               f"({type(node.layer).__name__}) is recomputed in full from here "
-                               f"on: {node.reason}.")
+                notices.append(
+                    f"incremental occlusion: layer {node.path!r} "
+                    f"({type(node.layer).__name__}) is recomputed in full from here "
+                    f"on: {node.reason}."
+                )
             mode.append("full")
             axes.append(None)
             continue
@@ -91,20 +101,28 @@ def plan(nodes: list[_Node], tops: np.ndarray, lefts: np.ndarray, patch: tuple[i
         height, width = node.shape[0], node.shape[1]
         if node.kind == "conv":
             (pt, _), (pl, _) = node.pad
-            out = (_conv_axis(src[0][0], node.kernel[0], node.stride[0], pt, height, tau),
-                   _conv_axis(src[0][1], node.kernel[1], node.stride[1], pl, width, tau))
+            out = (
+                _conv_axis(src[0][0], node.kernel[0], node.stride[0], pt, height, tau),
+                _conv_axis(src[0][1], node.kernel[1], node.stride[1], pl, width, tau),
+            )
         elif node.kind in ("pointwise", "identity"):
             out = src[0]
         elif node.kind == "pad":
             (pt, _), (pl, _) = node.pad
             r, c = src[0]
-            out = (_Axis(r.lo + pt, r.hi + pt, r.size, r.offset + pt),
-                   _Axis(c.lo + pl, c.hi + pl, c.size, c.offset + pl))
+            out = (
+                _Axis(r.lo + pt, r.hi + pt, r.size, r.offset + pt),
+                _Axis(c.lo + pl, c.hi + pl, c.size, c.offset + pl),
+            )
         else:  # merge: the union of the changed intervals
-            out = (_Axis.fit(np.min([a[0].lo for a in src], 0), np.max([a[0].hi for a in src], 0),
-                             height),
-                   _Axis.fit(np.min([a[1].lo for a in src], 0), np.max([a[1].hi for a in src], 0),
-                             width))
+            out = (
+                _Axis.fit(
+                    np.min([a[0].lo for a in src], 0), np.max([a[0].hi for a in src], 0), height
+                ),
+                _Axis.fit(
+                    np.min([a[1].lo for a in src], 0), np.max([a[1].hi for a in src], 0), width
+                ),
+            )
         if out[0].size * out[1].size >= full_threshold * height * width:
             mode.append("full")
             axes.append(None)
@@ -128,14 +146,16 @@ def plan(nodes: list[_Node], tops: np.ndarray, lefts: np.ndarray, patch: tuple[i
             for i in node.inputs:
                 if mode[i] == "win":
                     need((i, ((0, 0), (0, 0)), 0.0))
-    key = tuple((m, None if a is None else (a[0].size, a[1].size)) for m, a in zip(
-        mode, axes, strict=True)) + (tuple(cleans),)
+    key = tuple(
+        (m, None if a is None else (a[0].size, a[1].size)) for m, a in zip(mode, axes, strict=True)
+    ) + (tuple(cleans),)
     return _Plan(nodes, mode, axes, notices, cleans, key)
 
 
 def _same_window(a: tuple[_Axis, _Axis], b: tuple[_Axis, _Axis]) -> bool:
-    return all(x.size == y.size and np.array_equal(x.offset, y.offset)
-               for x, y in zip(a, b, strict=True))
+    return all(
+        x.size == y.size and np.array_equal(x.offset, y.offset) for x, y in zip(a, b, strict=True)
+    )
 
 
 def flops(plan_: _Plan) -> tuple[float, float]:
