@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 
 class Entry(NamedTuple):
-    """One method of the registry: where its class lives and how its defaults are chosen."""
+    """One method of the registry: the module and the class that implement it."""
 
     module: str  # module under kerasviz.attribution
     cls: str  # class name in that module

@@ -57,18 +57,8 @@ class Occlusion(PatchExplainer):
     (``attribution.create("occlusion_incremental", model)``).
 
     Args:
-        model: a Keras image classifier (Functional, Sequential or nested).
-        patch: patch size, an int or ``(h, w)``.
-        stride: step between patches, an int or ``(h, w)``, at most ``patch``; default
-            ``patch // 2`` (at least 1).
-        fill: what hides the patch: a float constant (in the model's input range, e.g. 0.5 for
-            [0, 1] images), ``"mean"`` (each image's mean colour, per channel) or ``"blur"``
-            (a Gaussian-blurred copy of the image, sigma ``blur_sigma``).
-        output: ``"probability"`` or ``"logit"`` (see `Explainer`).
-        batch_size: occluded images per forward pass; bounds memory.
-        jit_compile: compile the scoring function with XLA (opt-in; on CPU it is usually slower).
-        blur_sigma: Gaussian sigma in pixels for ``fill="blur"``; default ``max(H, W) / 16``
-            of the image (the one rule of `kerasviz.attribution._references`).
+        model, patch, stride, fill, output, batch_size, jit_compile, blur_sigma: as
+            `kerasviz.attribution._patches.PatchExplainer`.
         strategy: a ``tf.distribute.Strategy`` whose replicas share each chunk of tasks
             (see `Explainer`).
         mode: deprecated. ``"full"`` is accepted with a `DeprecationWarning`;

@@ -56,6 +56,7 @@ from kerasviz.inspect._replay import (
 )
 from kerasviz.inspect._surgery import RuleModel, relu_rule_model
 from kerasviz.inspect._views import (
+    INFERENCE_IDENTITY,
     LayerInfo,
     feature_layer,
     head_activation,
@@ -65,6 +66,7 @@ from kerasviz.inspect._views import (
 )
 
 __all__ = [
+    "INFERENCE_IDENTITY",
     "REDUCTIONS",
     "CONV_TYPES",
     "Call",

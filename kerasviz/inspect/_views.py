@@ -170,7 +170,7 @@ def last_spatial_layer(model) -> str:
 
 
 # Layers that pass their input through unchanged at inference.
-_INFERENCE_IDENTITY = (
+INFERENCE_IDENTITY = (
     "Dropout",
     "SpatialDropout1D",
     "SpatialDropout2D",
@@ -179,6 +179,7 @@ _INFERENCE_IDENTITY = (
     "GaussianDropout",
     "AlphaDropout",
     "ActivityRegularization",
+    "Identity",
 )
 
 
@@ -221,6 +222,6 @@ def feature_layer(model) -> str:
                 f"The last Dense layer {layer.name!r} of model {model.name!r} reads "
                 "the model input; pass `layer=` to choose the feature layer."
             )
-        if type(feeder.layer).__name__ not in _INFERENCE_IDENTITY:
+        if type(feeder.layer).__name__ not in INFERENCE_IDENTITY:
             return feeder.path
         layer = feeder.layer

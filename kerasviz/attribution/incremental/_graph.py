@@ -10,17 +10,6 @@ from kerasviz import inspect
 
 CONV_LIKE = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
 POINTWISE = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "BatchNormalization", "Rescaling")
-IDENTITY = (
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "ActivityRegularization",
-    "Identity",
-)
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 MIXING = (
     "Flatten",
@@ -121,7 +110,7 @@ def _classify(node: _Node, layer, shapes: dict[int, tuple]) -> None:
     if len(ins) == 1 and kind in CONV_LIKE:
         reason = _conv_geometry(node, layer, ins[0])
         node.kind, node.reason = ("full", reason) if reason else ("conv", "")
-    elif len(ins) == 1 and kind in IDENTITY:
+    elif len(ins) == 1 and kind in inspect.INFERENCE_IDENTITY:
         node.kind = "identity"
     elif len(ins) == 1 and kind in POINTWISE:
         axis = getattr(layer, "axis", -1)
