@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasviz import _checks
+
 SHAPE_CLASSES = ("circle", "square", "triangle")
 SNOW_CLASSES = ("husky", "wolf")
 SNOW_SPLITS = ("train", "test", "swapped")
 
 
 def _check_n(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"Expected `{name}` to be a positive int. Received: {name}={n!r}")
-    return int(n)
+    return _checks.check_positive_int(n, name)
 
 
 def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 16:
-        raise ValueError(f"Expected `size` to be an int >= 16. Received: size={size!r}")
-    return int(size)
+    return _checks.check_positive_int(size, "size", minimum=16)
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
@@ -241,10 +239,8 @@ def snow(
     (4, 64, 64, 3)
     """
     n, size = _check_n(n), _check_size(size)
-    if split not in SNOW_SPLITS:
-        raise ValueError(f"Expected `split` in {SNOW_SPLITS}. Received: split={split!r}")
-    if not isinstance(bias, int | float) or not 0.0 <= bias <= 1.0:
-        raise ValueError(f"Expected `bias` in [0, 1]. Received: bias={bias!r}")
+    _checks.check_choice(split, "split", SNOW_SPLITS)
+    _checks.check_fraction(bias, "bias", low_open=False)
     rng = np.random.default_rng([seed, SNOW_SPLITS.index(split)])
     xs, ys = _grid(size)
     labels = rng.integers(0, 2, n)
@@ -281,8 +277,7 @@ def digits(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     >>> images.shape
     (1797, 32, 32, 1)
     """
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 8:
-        raise ValueError(f"Expected `size` to be an int >= 8. Received: size={size!r}")
+    _checks.check_positive_int(size, "size", minimum=8)
     from PIL import Image
     from sklearn.datasets import load_digits
 

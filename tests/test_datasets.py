@@ -85,3 +85,10 @@ def test_digits():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_non_integer_sizes_are_type_errors():
+    with pytest.raises(TypeError, match="Expected `n` to be an int"):
+        datasets.shapes(2.5)
+    with pytest.raises(TypeError, match="Expected `size` to be an int"):
+        datasets.digits(16.0)

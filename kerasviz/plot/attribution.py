@@ -101,8 +101,7 @@ def explanation_grid(
     6
     """
     imgs, single = _checks.as_batch(np.asarray(images), "N, H, W, C", "images")
-    if scale not in SCALES:
-        raise ValueError(f"Expected `scale` in {SCALES}. Received: scale={scale!r}")
+    _checks.check_choice(scale, "scale", SCALES)
     if not isinstance(explanations, Mapping) or not explanations:
         raise ValueError(
             "Expected `explanations` to be a non-empty dict of method name -> "
