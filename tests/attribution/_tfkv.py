@@ -20,12 +20,8 @@ def tf_keras_vis_model(model, output: str = "logit"):
     >>> from tf_keras_vis.gradcam import Gradcam
     >>> Gradcam(tf_keras_vis_model(model))  # doctest: +SKIP
     """
-    import keras
-
     from kerasviz import _checks, inspect
 
     _checks.check_choice(output, "output", ("probability", "logit"))
     view = inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
-    copy = keras.models.clone_model(view)
-    copy.set_weights(view.get_weights())
-    return copy
+    return inspect.standalone_copy(view)
