@@ -134,7 +134,7 @@ class FeatureExtractor:
                 f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
                 f"for model {self.model.name!r}. Received: data.shape={arr.shape}"
             )
-        bar = _progress.progress(arr.shape[0], progress)
+        bar = _progress.progress(arr.shape[0], progress, "features")
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.
         for start, stop in _compute.padded_chunks(arr.shape[0], self.batch_size):
@@ -177,7 +177,7 @@ class FeatureExtractor:
                 f"Received: element_spec={spec}"
             )
         data = data.batch(self.batch_size).prefetch(1)
-        bar = _progress.progress(total, progress)
+        bar = _progress.progress(total, progress, "features")
         columns: list[list[np.ndarray]] = [[] for _ in range(arity)]
         seen = 0
         for element in data:
