@@ -165,7 +165,7 @@ def run_batched(
     """
     n = arrays[0].shape[0]
     size = min(batch_size, n)
-    bar = _progress.progress(n, progress, label)
+    bar = _progress.Progress(n, label=label or "", enabled=progress)
     parts: list[list[np.ndarray]] | None = None
     for start, stop in padded_chunks(n, size):
         chunk = tuple(pad_to(a[start:stop], size) for a in arrays)
@@ -176,6 +176,5 @@ def run_batched(
             parts = [[] for _ in outs]
         for store, o in zip(parts, outs, strict=True):
             store.append(o)
-        if bar is not None:
-            bar.update(stop)
+        bar.update(stop)
     return [np.concatenate(p, axis=0) for p in parts]

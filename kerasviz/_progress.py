@@ -35,10 +35,12 @@ class Progress:
     The rate is measured on this run's items only (``done`` at the start is not counted), so a
     resumed job's ETA is not flattered by the work finished before. On a terminal the line is
     redrawn in place; otherwise a line is printed at most every ``every`` seconds and at the
-    end. A bar whose work is already done at the start prints nothing.
+    end. A bar whose work is already done at the start prints nothing. A silenced bar costs
+    nothing, so callers update it unconditionally.
 
     Args:
-        total: items in all.
+        total: items in all; ``None`` when unknown (a stream): the line then shows the count
+            and the rate, no bar and no time left, and ends on ``update(done, finalize=True)``.
         done: items already done at the start.
         label: what is being computed, at the start of the line.
         enabled: ``False`` silences it (as does ``KERASVIZ_QUIET``).
@@ -52,7 +54,7 @@ class Progress:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         done: int = 0,
         label: str = "",
         enabled: bool = True,
@@ -60,9 +62,10 @@ class Progress:
         stream=None,
         unit: str = "img",
     ):
-        self.total, self.start_done, self.label = int(total), int(done), label or ""
+        self.total = None if total is None else int(total)
+        self.start_done, self.label = int(done), label or ""
         self.shown = bool(enabled) and not quiet()
-        self.enabled = self.shown and self.total > self.start_done
+        self.enabled = self.shown and (self.total is None or self.total > self.start_done)
         self.stream = sys.stderr if stream is None else stream
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = float(every)
@@ -76,11 +79,13 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         new = done - self.start_done
         rate = new / elapsed if elapsed > 0 and new > 0 else 0.0
+        head = f"{self.label}  " if self.label else ""
+        if self.total is None:
+            return f"{head}{done}  {rate:.1f} {self.unit}/s  elapsed {clock(elapsed)}"
         left = (self.total - done) / rate if rate > 0 else float("nan")
         width = 24
         fill = min(width, int(width * done / max(self.total, 1)))
         eta = clock(left) if left == left else "?"
-        head = f"{self.label}  " if self.label else ""
         return (
             f"{head}{done}/{self.total} [{'#' * fill}{'-' * (width - fill)}]  "
             f"{rate:.1f} {self.unit}/s  elapsed {clock(elapsed)}  ETA {eta}"
@@ -89,13 +94,16 @@ class Progress:
     def update(self, done: int, finalize: bool | None = None) -> None:
         """Report that ``done`` items (in all, not since the last call) are finished.
 
-        ``finalize=True`` ends the line although ``done < total`` (work that stops early);
-        ``None``: when ``done`` reaches ``total``.
+        ``finalize=True`` ends the line although ``done < total`` (work that stops early, or a
+        stream of unknown length); ``None``: when ``done`` reaches ``total``.
         """
         if not self.enabled:
             return
         now = time.perf_counter()
-        final = done >= self.total if finalize is None else bool(finalize)
+        if finalize is None:
+            final = self.total is not None and done >= self.total
+        else:
+            final = bool(finalize)
         if self.tty:
             if final or now - self.last >= REDRAW:
                 text = self.line(done)
@@ -115,17 +123,3 @@ class Progress:
         head = f"[{self.label}] " if self.label else ""
         self.stream.write(f"{head}{text}\n")
         self.stream.flush()
-
-
-def progress(
-    total: int, enabled: bool, label: str | None = None, unit: str = "img"
-) -> Progress | None:
-    """A `Progress` when ``enabled`` and not silenced by ``KERASVIZ_QUIET``, else ``None``.
-
-    >>> bar = progress(100, enabled=False)
-    >>> bar is None
-    True
-    """
-    if not enabled or quiet():
-        return None
-    return Progress(total, label=label or "", unit=unit)

@@ -491,10 +491,10 @@ class ActivationMaximization:
         size = min(self.batch_size, n)
         chunks = list(_compute.padded_chunks(n, size))
         shown = self._progress if progress is None else bool(progress)
-        bar = _progress.progress(
+        bar = _progress.Progress(
             steps * len(chunks),
-            shown,
-            f"activation maximization: {n} units, {steps} steps",
+            label=f"activation maximization: {n} units, {steps} steps",
+            enabled=shown,
             unit="step",
         )
         images = []
@@ -512,8 +512,7 @@ class ActivationMaximization:
                 params, m1, m2, _ = self._step(
                     params, m1, m2, m, tf.constant(rand[t]), tf.constant(t, tf.int32)
                 )
-                if bar is not None:
-                    bar.update(done * steps + t + 1)
+                bar.update(done * steps + t + 1)
             images.append(np.asarray(self._to_image(params))[: stop - start_i])
         return np.concatenate(images, axis=0).astype(np.float32)
 

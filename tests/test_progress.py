@@ -15,12 +15,11 @@ def test_quiet_env_and_disabled_print_nothing(monkeypatch):
     monkeypatch.setenv("KERASVIZ_QUIET", "1")
     _progress.Progress(10, label="x", every=0.0, stream=stream).update(10)
     _progress.Progress(10, label="x", stream=stream).note("stage")
-    assert _progress.progress(10, True) is None
+    _progress.Progress(None, label="x", every=0.0, stream=stream).update(3, finalize=True)
     monkeypatch.delenv("KERASVIZ_QUIET")
     _progress.Progress(10, label="x", enabled=False, every=0.0, stream=stream).update(10)
     _progress.Progress(10, done=10, every=0.0, stream=stream).update(10)  # nothing left to do
     assert stream.getvalue() == ""
-    assert isinstance(_progress.progress(10, True, "forward"), _progress.Progress)
 
 
 def test_lines_units_and_notes(monkeypatch):
@@ -50,6 +49,19 @@ def test_terminal_redraws_in_place(monkeypatch):
     bar = _progress.Progress(10, label="stream", stream=early)
     bar.update(4, finalize=True)  # a stream that ended before its announced total
     assert early.getvalue().startswith("\rstream  4/10") and early.getvalue().endswith("\n")
+
+
+def test_unknown_total_counts_without_bar_or_eta(monkeypatch):
+    """A stream of unknown length (a tf.data.Dataset without cardinality)."""
+    monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+    stream = io.StringIO()
+    bar = _progress.Progress(None, label="features", every=1e9, stream=stream)
+    bar.update(4)  # the first line at once
+    bar.update(8)  # not final: the length is unknown
+    bar.update(10, finalize=True)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("features  4  "), lines
+    assert lines[1].startswith("features  10  ") and "ETA" not in lines[1] and "[" not in lines[1]
 
 
 def test_clock():

@@ -318,7 +318,7 @@ class ScoreCAM(_LayerCAM):
         total = n * keep
         size = min(self.batch_size, total)
         weights = np.zeros((n, keep), np.float32)
-        bar = _progress.progress(total, progress, self.method)
+        bar = _progress.Progress(total, label=self.method, enabled=progress)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, k = np.divmod(rows, keep)
@@ -329,8 +329,7 @@ class ScoreCAM(_LayerCAM):
                 _compute.pad_to(targets[image], size),
             )
             weights[image, k] = np.asarray(out)[: stop - start]
-            if bar is not None:
-                bar.update(stop)
+            bar.update(stop)
         kept = np.take_along_axis(acts, chosen[:, None, None, :], axis=-1)  # (N, h, w, keep)
         grids = np.maximum(np.einsum("nhwk,nk->nhw", kept, weights), 0.0).astype(np.float32)
         size = inspect.input_shape(self.model)[:2]

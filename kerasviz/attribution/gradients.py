@@ -127,7 +127,7 @@ class _GradientExplainer(Explainer):
         size = min(self.batch_size, total)
         sums = np.zeros(batch.shape, np.float64)
         scores = np.zeros((n, points), np.float64)
-        bar = _progress.progress(total, progress, self.method or None)
+        bar = _progress.Progress(total, label=self.method, enabled=progress)
         for start, stop in _compute.padded_chunks(total, size):
             rows = np.arange(start, stop)
             image, point = np.divmod(rows, points)
@@ -139,8 +139,7 @@ class _GradientExplainer(Explainer):
             # Rows are ordered by image: add each image's run of rows at once.
             first = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
             sums[image[first]] += np.add.reduceat(grads, first, axis=0)
-            if bar is not None:
-                bar.update(stop)
+            bar.update(stop)
         return sums, scores
 
 

@@ -391,12 +391,11 @@ class Lime(Explainer):
         flat_rows = rows.reshape(n * self.num_samples, -1).astype(np.float32)
         # The step's batch axis is dynamic, so the last chunk runs unpadded without a retrace.
         total = ids.shape[0]
-        bar = _progress.progress(total, progress, "LIME samples")
+        bar = _progress.Progress(total, label="LIME samples", enabled=progress)
         parts = []
         for start, stop in _compute.padded_chunks(total, self.batch_size):
             parts.append(np.asarray(step(*args, ids[start:stop], flat_rows[start:stop])))
-            if bar is not None:
-                bar.update(stop)
+            bar.update(stop)
         # (N * samples, K) -> (N, samples, K)
         scores = np.concatenate(parts, axis=0).reshape(n, self.num_samples, -1)
         timings["model"] = time.perf_counter() - t0

@@ -161,10 +161,9 @@ class Occlusion(PatchExplainer):
         images = tf.constant(batch)
         fill = tf.constant(self.fills(batch) if fills is None else fills)
         tasks = np.ascontiguousarray(tasks, dtype=np.int32)
-        bar = _progress.progress(len(tasks), progress, "occlusion")
+        bar = _progress.Progress(len(tasks), label="occlusion", enabled=progress)
         out = []
         for start, stop in _compute.padded_chunks(len(tasks), self.batch_size):
             out.append(step(images, fill, tf.constant(tasks[start:stop])).numpy())
-            if bar is not None:
-                bar.update(stop)
+            bar.update(stop)
         return np.concatenate(out, axis=0)

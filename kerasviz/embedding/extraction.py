@@ -134,14 +134,13 @@ class FeatureExtractor:
                 f"Expected `data` of shape (N, {', '.join(map(str, expected))}) "
                 f"for model {self.model.name!r}. Received: data.shape={arr.shape}"
             )
-        bar = _progress.progress(arr.shape[0], progress, "features")
+        bar = _progress.Progress(arr.shape[0], label="features", enabled=progress)
         parts = []
         # Convert and check one chunk at a time: a uint8 data set is never copied to float32.
         for start, stop in _compute.padded_chunks(arr.shape[0], self.batch_size):
             batch, _ = inspect.check_inputs(self.model, arr[start:stop], name="data")
             parts.append(self._run(batch))
-            if bar is not None:
-                bar.update(stop)
+            bar.update(stop)
         return _checks.restore_single(np.concatenate(parts, axis=0), single)
 
     def _extract_dataset(self, data, progress):
@@ -177,7 +176,7 @@ class FeatureExtractor:
                 f"Received: element_spec={spec}"
             )
         data = data.batch(self.batch_size).prefetch(1)
-        bar = _progress.progress(total, progress, "features")
+        bar = _progress.Progress(total, label="features", enabled=progress)
         columns: list[list[np.ndarray]] = [[] for _ in range(arity)]
         seen = 0
         for element in data:
@@ -187,9 +186,8 @@ class FeatureExtractor:
             for store, part in zip(columns[1:], parts[1:], strict=True):
                 store.append(part.numpy())
             seen += batch.shape[0]
-            if bar is not None:
-                bar.update(seen)
-        if bar is not None and total is None:
+            bar.update(seen)
+        if total is None:
             bar.update(seen, finalize=True)
         if not seen:
             raise ValueError("`data` is an empty tf.data.Dataset.")

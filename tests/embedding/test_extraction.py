@@ -105,6 +105,15 @@ class TestExtraction:
         np.testing.assert_array_equal(got_ids, ids)
         assert got_ids.dtype.kind == "U"
 
+    def test_progress_on_a_stream_of_unknown_length(self, linear_model, x4, monkeypatch, capsys):
+        import tensorflow as tf
+
+        monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+        stream = tf.data.Dataset.from_tensor_slices(x4).batch(2)  # batched: images unknown
+        got = embedding.FeatureExtractor(linear_model, batch_size=3).extract(stream, progress=True)
+        np.testing.assert_allclose(got, conv_maps(x4).reshape(7, -1), atol=1e-6)
+        assert capsys.readouterr().err.splitlines()[-1].startswith("features  7  ")
+
     def test_bad_inputs(self, keras, linear_model, x4):
         import tensorflow as tf
 

@@ -189,7 +189,7 @@ class IncrementalOcclusion(PatchExplainer):
         per_image = max(1, int(real.sum()) // n)
         group = max(1, min(n, -(-self.batch_size // per_image)))
         out = np.zeros((len(tasks), self.num_classes), np.float32)
-        bar = _progress.progress(len(tasks), progress, "incremental occlusion")
+        bar = _progress.Progress(len(tasks), label="incremental occlusion", enabled=progress)
         done = 0
         for first in range(0, n, group):
             last = min(n, first + group)
@@ -205,8 +205,7 @@ class IncrementalOcclusion(PatchExplainer):
                 chunk = local[rows] - np.array([first, 0, 0], np.int32)
                 out[rows] = step(maps, fill_group, tf.constant(chunk), row_table, col_table).numpy()
             done += int(mine.sum())
-            if bar is not None:
-                bar.update(done)
+            bar.update(done)
         return out
 
     def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
