@@ -4,6 +4,8 @@ forward pass and target resolution) and the `Explainer` base class with its resu
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from kerasviz import _checks, _compute, inspect
@@ -90,7 +92,32 @@ class Scorer:
         return scores[np.arange(batch.shape[0]), np.asarray(targets)]
 
 
-class Explainer:
+class ReadsScorer:
+    """Reads the model, output, scored view, classes, strategy and batch size of ``scorer``.
+
+    For the classes that score through a `Scorer` (explainers, `kerasviz.metrics.Faithfulness`)
+    so that those settings live in one place.
+    """
+
+    scorer: Scorer
+
+    model = property(lambda self: self.scorer.model)
+    output = property(lambda self: self.scorer.output)
+    scored = property(lambda self: self.scorer.scored)
+    num_classes = property(lambda self: self.scorer.num_classes)
+    strategy = property(lambda self: self.scorer.strategy)
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per compiled step; may be changed between calls."""
+        return self.scorer.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        self.scorer.batch_size = _checks.check_positive_int(value, "batch_size")
+
+
+class Explainer(ReadsScorer):
     """Base class: settings in ``__init__``, data in ``explain(inputs, targets)``.
 
     Every explainer answers two calls:
@@ -109,22 +136,6 @@ class Explainer:
 
     def __init__(self, model, output: str = "probability", batch_size: int = 32, strategy=None):
         self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
-
-    # The scorer's settings, read through the explainer.
-    model = property(lambda self: self.scorer.model)
-    output = property(lambda self: self.scorer.output)
-    scored = property(lambda self: self.scorer.scored)
-    num_classes = property(lambda self: self.scorer.num_classes)
-    strategy = property(lambda self: self.scorer.strategy)
-
-    @property
-    def batch_size(self) -> int:
-        """Rows per compiled step; may be changed between calls."""
-        return self.scorer.batch_size
-
-    @batch_size.setter
-    def batch_size(self, value) -> None:
-        self.scorer.batch_size = _checks.check_positive_int(value, "batch_size")
 
     def distributed(self, fn, split=None, rows: int | None = None):
         """See `Scorer.distributed`."""
@@ -147,8 +158,26 @@ class Explainer:
         """The maps with what the method computed: an `Explanation` (batch first)."""
         raise NotImplementedError(f"{type(self).__name__} does not define explain_full")
 
-    def explain(self, inputs, targets=None, progress: bool = False) -> np.ndarray:
-        """Maps ``(N, H, W)`` float32 (``(H, W)`` for one image); see `explain_full`."""
+    def explain(self, inputs, targets=None, progress: bool = False, **options) -> np.ndarray:
+        """Maps ``(N, H, W)`` float32 (``(H, W)`` for one image); see `explain_full`.
+
+        ``options`` are the method's own call arguments (LIME's ``segments=``).
+        """
         single = np.ndim(inputs) == 3
-        maps = self.explain_full(inputs, targets, progress=progress).explanations
+        maps = self.explain_full(inputs, targets, progress=progress, **options).explanations
         return _checks.restore_single(maps, single)
+
+    def _maps_and_grid(self, inputs, targets, progress: bool, old: str):
+        """``(maps, grid)`` for the deprecated ``old`` call (one image: no batch axis)."""
+        warnings.warn(
+            f"{type(self).__name__}.{old} is deprecated: use explain_full(inputs, targets), "
+            "whose `explanations` and `grid` are the maps and the grid.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        single = np.ndim(inputs) == 3
+        result = self.explain_full(inputs, targets, progress=progress)
+        return (
+            _checks.restore_single(result.explanations, single),
+            _checks.restore_single(result.grid, single),
+        )

@@ -334,15 +334,4 @@ class PatchExplainer(Explainer):
         """
         if not return_grid:
             return super().explain(inputs, targets, progress=progress)
-        warnings.warn(
-            "`explain(..., return_grid=True)` is deprecated: use "
-            "`explain_full(...)`, whose `.grid` is the grid.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        single = np.ndim(inputs) == 3
-        result = self.explain_full(inputs, targets, progress=progress)
-        return (
-            _checks.restore_single(result.explanations, single),
-            _checks.restore_single(result.grid, single),
-        )
+        return self._maps_and_grid(inputs, targets, progress, "explain(..., return_grid=True)")

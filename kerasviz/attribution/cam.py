@@ -19,8 +19,6 @@ must agree with.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from kerasviz import _checks, _compute, _progress, inspect
@@ -137,19 +135,7 @@ class _LayerCAM(Explainer):
         Returns the maps ``(N, H, W)`` and the raw grids ``(N, h, w)`` (``(H, W)`` and
         ``(h, w)`` for one image).
         """
-        warnings.warn(
-            f"{type(self).__name__}.explain_with_grid is deprecated; use "
-            "explain_full(inputs, targets), whose `explanations` and `grid` are the "
-            "maps and grids",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        single = np.ndim(inputs) == 3
-        result = self.explain_full(inputs, targets)
-        return (
-            _checks.restore_single(result.explanations, single),
-            _checks.restore_single(result.grid, single),
-        )
+        return self._maps_and_grid(inputs, targets, False, "explain_with_grid")
 
 
 class GradCAM(_LayerCAM):

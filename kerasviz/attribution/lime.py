@@ -328,9 +328,7 @@ class Lime(Explainer):
         >>> Lime(model).explain(images, targets=1).shape
         (4, 64, 64)
         """
-        single = np.ndim(inputs) == 3
-        result = self.explain_full(inputs, targets, progress, segments=segments)
-        return _checks.restore_single(result.explanations, single)
+        return super().explain(inputs, targets, progress, segments=segments)
 
     def explain_full(
         self, inputs, targets=None, progress: bool = False, *, segments=None

@@ -13,7 +13,7 @@ import numpy as np
 
 from kerasviz import _checks, _compute
 from kerasviz.attribution import _references
-from kerasviz.attribution._base import Scorer
+from kerasviz.attribution._base import ReadsScorer, Scorer
 from kerasviz.metrics._maps import maps_for, rank
 
 FILLS = ("blur", "mean")
@@ -41,7 +41,7 @@ class Curve:
     targets: np.ndarray
 
 
-class Faithfulness:
+class Faithfulness(ReadsScorer):
     """Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018).
 
     Pixels are switched in ``steps`` equal chunks in the order of the explanation (highest
@@ -106,14 +106,6 @@ class Faithfulness:
         self.deletion_fill = deletion_fill
         self.insertion_canvas = insertion_canvas
         self._step = None
-
-    # The scorer's settings, read through the metric.
-    model = property(lambda self: self.scorer.model)
-    output = property(lambda self: self.scorer.output)
-    scored = property(lambda self: self.scorer.scored)
-    num_classes = property(lambda self: self.scorer.num_classes)
-    strategy = property(lambda self: self.scorer.strategy)
-    batch_size = property(lambda self: self.scorer.batch_size)
 
     # -- the compiled step ------------------------------------------------------------------
 
