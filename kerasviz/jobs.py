@@ -54,13 +54,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasviz import _checks, _compute, imageio, inspect
+from kerasviz import _checks, _compute, _files, imageio, inspect
 from kerasviz._progress import Progress
 from kerasviz.plot.raster import overlay_rgb, png_bytes
 
 MANIFEST = "manifest.jsonl"
 JOB = "job.json"
-TMP_SUFFIX = ".kvtmp"
+TMP_SUFFIX = _files.TMP_SUFFIX
 
 
 @dataclass
@@ -141,19 +141,10 @@ def inventory(images) -> tuple[list[str], list[str]]:
     return files, names
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file_object)`` to a temporary name, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, value) -> None:
     """``value`` as indented JSON at ``path``, atomically."""
     data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
-    _atomic_write(Path(path), lambda f: f.write(data))
+    _files.atomic_write(Path(path), lambda f: f.write(data))
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -192,7 +183,7 @@ def _sort_manifest(path: Path, names: list[str]) -> None:
     keys = [(where.get(json.loads(line)["name"], len(names)), k) for k, line in enumerate(lines)]
     if keys != sorted(keys):
         data = b"".join(lines[k] for _, k in sorted(keys))
-        _atomic_write(path, lambda f: f.write(data))
+        _files.atomic_write(path, lambda f: f.write(data))
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -390,7 +381,7 @@ def explain_folder(
     ]
     if not resuming or len(kept) < len(rows):  # start afresh, or forget maps deleted since
         data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
-        _atomic_write(manifest_path, lambda f: f.write(data))
+        _files.atomic_write(manifest_path, lambda f: f.write(data))
     write_json(out / JOB, spec)
     finished = {r["name"] for r in kept}
     del rows, kept  # only the names are needed from here on
@@ -430,12 +421,14 @@ def explain_folder(
                     continue
                 target = int(picked[j])
                 base = out / f"{name}{suffix}"
-                _atomic_write(
+                _files.atomic_write(
                     base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
                 )
                 if png:
                     data = png_bytes(overlay_rgb(batch[j], maps[j]))
-                    _atomic_write(base.with_name(base.name + ".png"), lambda f, d=data: f.write(d))
+                    _files.atomic_write(
+                        base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
+                    )
                 lines.append(
                     json.dumps(
                         {

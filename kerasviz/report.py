@@ -382,7 +382,7 @@ def build_report(
     >>> build_report("digits_cnn", out="/tmp/report")
     PosixPath('/tmp/report/index.html')
     """
-    from kerasviz import _progress, attribution, imageio, inspect, models
+    from kerasviz import _files, _progress, attribution, imageio, inspect, models
 
     out = Path(out)
     if out.exists() and not force:
@@ -465,13 +465,7 @@ def build_report(
                 indent=2,
             )
         )
-        if out.exists():
-            old = out.with_name(f".{out.name}-old-{time.time_ns()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        _files.replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,7 +7,6 @@ The vectors as a TensorFlow checkpoint, ``metadata.tsv``, a sprite of thumbnails
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasviz import _checks
+from kerasviz import _checks, _files
 
 SPRITE_LIMIT = 8192  # the projector's largest sprite side, in pixels
 CONFIG_NAME = "projector_config.pbtxt"
@@ -256,23 +255,8 @@ def export_projector(
         dims = None if thumbs is None else _write_sprite(tmp / SPRITE_NAME, thumbs)
         _write_config(tmp, tensor_name, rows is not None, dims)
         _write_events(tmp)
-        _move_into_place(tmp, target)
+        _files.replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Path(logdir)
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is swapped out, then deleted."""
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = tmp.with_suffix(".old")
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

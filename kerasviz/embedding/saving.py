@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from kerasviz import _checks
+from kerasviz import _checks, _files
 from kerasviz.embedding.space import METRICS, nearest
 
 FEATURES_NAME = "features.npy"
@@ -103,17 +102,10 @@ def save_features(
             f"{folder} already holds {', '.join(existing)}; pass overwrite=True to replace them."
         )
     table = _neighbour_rows(labels, feats, k, metric)  # computed before anything is written
-    folder.mkdir(parents=True, exist_ok=True)
     temps = []
     try:
-        for path in paths:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-            temps.append(Path(tmp))
-            with os.fdopen(fd, "wb") as handle:
-                if path.name == FEATURES_NAME:
-                    np.save(handle, feats)
-                else:
-                    handle.write(table.encode("utf-8"))
+        temps.append(_files.staged(paths[0], lambda handle: np.save(handle, feats)))
+        temps.append(_files.staged(paths[1], lambda handle: handle.write(table.encode("utf-8"))))
         for tmp, path in zip(temps, paths, strict=True):
             os.replace(tmp, path)
     except BaseException:

@@ -297,9 +297,9 @@ class TestFiles:
                 raise OSError("rename failed")
             real_rename(src, dst)
 
-        from kerasviz.embedding import projector
+        from kerasviz import _files
 
-        monkeypatch.setattr(projector.os, "rename", rename)
+        monkeypatch.setattr(_files.os, "rename", rename)
         with pytest.raises(OSError, match="rename failed"):
             embedding.export_projector(target, np.zeros((3, 2)), overwrite=True)
         assert _snapshot(target) == before
