@@ -1,6 +1,10 @@
 """Shared fixtures: small models of the three kinds kerasviz must support, and shipped models."""
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERASVIZ_QUIET", "1")
@@ -8,6 +12,38 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def run_script():
+    """``run_script(code, *args)``: run ``code`` in a fresh interpreter at the repository root
+    (kerasviz from this checkout) and return the JSON it printed after ``RESULT ``.
+
+    For checks that need a fresh process: logical devices set before TensorFlow starts, memory
+    peaks of one process.
+    """
+
+    def run(code: str, *args) -> dict:
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", code, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+        assert done.returncode == 0 and lines, done.stderr[-3000:]
+        return json.loads(lines[-1][len("RESULT ") :])
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,9 @@ Logical devices must be configured before TensorFlow initialises its devices, so
 runs in a fresh interpreter and reports its figures as JSON.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent('''
     import json, os
@@ -139,24 +132,8 @@ SCRIPT = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def report():
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "KERASVIZ_QUIET": "1",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+def report(run_script):
+    return run_script(SCRIPT)
 
 
 def test_two_replicas_on_two_devices(report):

@@ -350,26 +350,11 @@ print("RESULT", json.dumps({"small": small, "large": large}))
 
 
 @pytest.mark.slow
-def test_memory_does_not_grow_with_the_number_of_images(tmp_path):
+def test_memory_does_not_grow_with_the_number_of_images(tmp_path, run_script):
     """300 then 1500 images (32x32x3) in one process: the peak RSS may not grow by half of what
     holding the images would cost (1500 x 16 KiB of image and map = 23 MiB), and the
     Python/numpy heap (tracemalloc) stays within a few batches' worth."""
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    figures = json.loads(lines[-1][len("RESULT ") :])
+    figures = run_script(MEMORY_CHILD, tmp_path)
     (rss_small, heap_small), (rss_large, heap_large) = figures["small"], figures["large"]
     assert rss_large - rss_small < 12, figures  # MiB; naive would add about 20 more
     assert heap_large < heap_small + 3, figures  # MiB; 1500 file names and manifest rows fit

@@ -3,10 +3,6 @@
 import numpy as np
 import pytest
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
 
 @pytest.fixture(scope="module")
 def linear_model(keras):

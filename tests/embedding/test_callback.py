@@ -5,10 +5,6 @@ import pytest
 
 from kerasviz import embedding
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
 
 class TestCallback:
     def test_exports_every_k_epochs_and_at_the_end(self, keras, tmp_path):
@@ -42,8 +38,3 @@ class TestCallback:
             model.fit(x, y, epochs=1, verbose=0, callbacks=[again])
         with pytest.raises(ValueError, match="labels"):
             embedding.ProjectorCallback(tmp_path, x, labels=y[:5])
-
-
-# --------------------------------------------------------------------------------------------
-# Streaming memory and the shipped digits model
-# --------------------------------------------------------------------------------------------

@@ -10,10 +10,6 @@ import pytest
 
 from kerasviz import embedding, inspect
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
 
 def conv_maps(x):
     """The conv layer's output by hand: (N, 4, 4, 2)."""
@@ -152,11 +148,6 @@ class TestExtraction:
             )
 
 
-# --------------------------------------------------------------------------------------------
-# Neighbours, clusters, maps
-# --------------------------------------------------------------------------------------------
-
-
 def test_import_loads_no_keras():
     """The light parts (space, saving, projector) never need Keras; the callback loads it."""
     code = (
@@ -167,11 +158,6 @@ def test_import_loads_no_keras():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["False", "False", "True"]
-
-
-# --------------------------------------------------------------------------------------------
-# The callback
-# --------------------------------------------------------------------------------------------
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""

@@ -5,10 +5,6 @@ import pytest
 
 from kerasviz import embedding
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
 
 class TestSaveFeatures:
     def test_writes_vectors_and_every_neighbour(self, tmp_path):

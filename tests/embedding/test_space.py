@@ -8,11 +8,6 @@ import pytest
 
 from kerasviz import embedding
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
-
 LINE_T = np.array([7.0, 0.0, 31.0, 1.0, 15.0, 3.0])  # positions along a line, shuffled
 
 
@@ -150,11 +145,6 @@ class TestClustersAndMaps:
     def test_bad_method(self):
         with pytest.raises(ValueError, match="method"):
             embedding.project(blobs()[0], "isomap")
-
-
-# --------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow  # 1797 digits through the shipped CNN, KMeans and 9,000 neighbours

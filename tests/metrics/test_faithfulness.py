@@ -1,12 +1,7 @@
 """kerasviz.metrics.faithfulness: deletion and insertion curves against a model whose score is a
 known linear function of the pixels, and the same curves on tf.distribute."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,25 +221,8 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def mirrored_report():
-    root = Path(__file__).resolve().parents[2]
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "KERASVIZ_QUIET": "1",
-        "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _MIRRORED_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=300,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+def mirrored_report(run_script):
+    return run_script(_MIRRORED_SCRIPT)
 
 
 @pytest.mark.parametrize("output", ["probability", "logit"])

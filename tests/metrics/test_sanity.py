@@ -180,8 +180,3 @@ class TestWithKerasvizExplainers:
         x16 = x[:, :16, :16]
         seq = metrics.randomization_check(sequential_no_input, _edges, x16, layers=["conv1"])
         assert seq.layers == ["conv1"] and not seq.passed
-
-
-# --------------------------------------------------------------------------------------------
-# Faithfulness on tf.distribute
-# --------------------------------------------------------------------------------------------

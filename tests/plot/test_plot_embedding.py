@@ -3,10 +3,6 @@
 import numpy as np
 import pytest
 
-# --------------------------------------------------------------------------------------------
-# Models with known features
-# --------------------------------------------------------------------------------------------
-
 
 class TestPlots:
     def test_neighbor_strips(self):
@@ -70,8 +66,3 @@ class TestPlots:
         assert "cluster 0\n3 images\nmostly 3\n(67%)" == axes[0, 0].texts[0].get_text()
         assert [len(ax.images) for ax in axes[2]] == [0, 1, 1, 0, 0]
         assert sum(ax.title.get_color() == "#d62728" for ax in axes[0]) == 1
-
-
-# --------------------------------------------------------------------------------------------
-# Saving vectors and neighbours
-# --------------------------------------------------------------------------------------------
