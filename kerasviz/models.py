@@ -22,9 +22,13 @@ def models_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "saved_models"
 
 
+# Files `keras.saving.load_model` opens: the Keras 3 format and legacy (Keras 2) HDF5.
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
 def path(name: str) -> Path:
-    """Path of a shipped model's ``.keras`` file (or of any ``.keras`` path given)."""
-    if name.endswith(".keras"):
+    """Path of a shipped model's ``.keras`` file (or of any model file path given)."""
+    if name.lower().endswith(MODEL_SUFFIXES):
         return Path(name)
     if name not in SHIPPED:
         raise KeyError(f"Unknown shipped model {name!r}. Shipped: {list(SHIPPED)}")
@@ -32,7 +36,8 @@ def path(name: str) -> Path:
 
 
 def load(name: str):
-    """Load a shipped model by name (``"digits_cnn"``) or any ``.keras`` file by path.
+    """Load a shipped model by name (``"digits_cnn"``), or a ``.keras`` or legacy HDF5
+    (``.h5``/``.hdf5``, Keras 2) file by path.
 
     Raises:
         KeyError: an unknown shipped name.
