@@ -55,7 +55,7 @@ def weighted_layers(model) -> list[str]:
     paths = []
     for row in layer_table(model):
         layer = find_layer(model, row.path)
-        if row.type in ("Functional", "Sequential") or not layer.weights:
+        if row.type in ("Functional", "Sequential") or not getattr(layer, "weights", None):
             continue
         paths.append(row.path)
     return paths

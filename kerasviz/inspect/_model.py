@@ -47,16 +47,34 @@ def _sequential_ready(model) -> None:
         )
 
 
+def graph_operations(model) -> list:
+    """The operations of ``model``'s own graph, in order: its layers and, for a Functional
+    model, the raw ``keras.ops`` operations between them (``Add``, ``Multiply``... as in
+    MobileNetV3 and ConvNeXt), which are not layers and have no weights."""
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, Functional):
+        return list(model._operations)
+    return list(model.layers)
+
+
+def is_raw_op(op) -> bool:
+    """True for a raw ``keras.ops`` operation of a graph (not a layer: no weights, no build)."""
+    return not isinstance(op, _keras().layers.Layer)
+
+
 def iter_layers(model, prefix: str = "") -> Iterable[tuple[str, Any]]:
     """Yield ``(path, layer)`` for every layer, descending into nested models.
 
     Paths join model names with ``/``: ``"mobilenetv2_1.00_96/block_3_expand"``. A nested model
-    is yielded itself before its layers.
+    is yielded itself before its layers. Raw ``keras.ops`` operations of a Functional graph
+    (``Add`` in MobileNetV3) are yielded too, in graph order, so they can be tapped like layers;
+    they are ``keras.Operation`` objects without weights (see `is_raw_op`).
 
     >>> [p for p, _ in iter_layers(model)][:2]
     ['conv1', 'conv2']
     """
-    for layer in model.layers:
+    for layer in graph_operations(model):
         path = prefix + layer.name
         yield path, layer
         if isinstance(layer, _keras().Model) and is_graph_model(layer):
@@ -71,10 +89,11 @@ def find_layer(model, ref) -> Any:
         ref: a layer name (``"conv2"``), a path through nested models
             (``"mobilenetv2_1.00_96/block_3_expand"``), a name that is unique anywhere in the
             nested models, an index into ``model.layers`` (negative counts from the end) or a
-            ``keras.layers.Layer`` that belongs to the model.
+            ``keras.layers.Layer`` that belongs to the model. Raw ``keras.ops`` operations of
+            the graph (``"add_3"`` in MobileNetV3) are found by name and path too.
 
     Returns:
-        The ``keras.layers.Layer``.
+        The ``keras.layers.Layer`` (or the ``keras.Operation``).
 
     Raises:
         KeyError: the name or path is unknown (the message lists the closest real names), or
@@ -97,7 +116,7 @@ def find_layer(model, ref) -> Any:
             )
         return model.layers[int(ref)]
     entries = list(iter_layers(model))
-    if isinstance(ref, keras.layers.Layer):
+    if isinstance(ref, keras.Operation):
         for _, layer in entries:
             if layer is ref:
                 return layer
@@ -145,7 +164,7 @@ def as_refs(layers) -> list:
     keras = _keras()
     if layers is None:
         return []
-    if isinstance(layers, str | int | np.integer | keras.layers.Layer):
+    if isinstance(layers, str | int | np.integer | keras.Operation):
         return [layers]
     return list(layers)
 

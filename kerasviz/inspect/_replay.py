@@ -13,6 +13,7 @@ from kerasviz.inspect._model import (
     as_refs,
     find_layer,
     is_graph_model,
+    iter_layers,
 )
 
 
@@ -104,6 +105,85 @@ class Replay:
         return None
 
 
+def _graph_ops(outputs) -> list:
+    """Every operation between the graph's inputs and ``outputs``, each once."""
+    keras = _keras()
+    seen: dict[int, Any] = {}
+    stack = list(keras.tree.flatten(outputs))
+    done: set[int] = set()
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in done:
+            continue
+        done.add(id(tensor))
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            continue
+        op = history.operation
+        seen.setdefault(id(op), op)
+        node = op._inbound_nodes[history.node_index]
+        stack.extend(keras.tree.flatten(node.input_tensors))
+    return list(seen.values())
+
+
+def graph_model(inputs, outputs, name: str, owner=None):
+    """``keras.Model(inputs, outputs, name=name)`` for a graph kerasviz built: never fails on
+    names.
+
+    Keras requires the operation names of a model to be unique. A graph kerasviz builds can
+    repeat a name that the user's model never repeats: an operation kerasviz adds is named
+    automatically by a counter that knows nothing of the names a loaded model brought (a
+    reloaded residual net has ``add`` and ``add_1``, and ``x + bias`` in the logits view is
+    named ``add`` too), and a replayed nested model puts the inner model's names next to the
+    outer one's. Every operation that is not ``owner``'s is renamed for good to a unique
+    ``kerasviz_...`` name; the user's own operations (``owner`` ``None``: every operation) are
+    renamed only while the model is built and get their names back at once.
+
+    Args:
+        inputs: the symbolic inputs.
+        outputs: a symbolic tensor or a list of them.
+        name: the new model's name.
+        owner: the user's model whose operations must keep their names, or ``None``.
+
+    Returns:
+        A Functional ``keras.Model`` (the operations are shared, nothing is copied).
+    """
+    keras = _keras()
+    ops = _graph_ops(outputs)
+    for inp in keras.tree.flatten(inputs):  # an input that feeds no output still counts
+        history = getattr(inp, "_keras_history", None)
+        if history is not None and all(op is not history.operation for op in ops):
+            ops.append(history.operation)
+    users = None if owner is None else {id(op) for _, op in iter_layers(owner)} | {id(owner)}
+    taken: set[str] = set()
+    temporary: list[tuple[Any, str]] = []
+    # the user's operations first, so that they keep their names where they can
+    ordered = sorted(ops, key=lambda op: users is not None and id(op) not in users)
+    for op in ordered:
+        ours = users is not None and id(op) not in users
+        if ours and not op.name.startswith("kerasviz_"):
+            op.name = _unique(f"kerasviz_{op.name}", taken)  # for good: the operation is ours
+        elif op.name in taken:
+            old = op.name
+            op.name = _unique(f"kerasviz_{old}", taken)
+            if not ours:
+                temporary.append((op, old))
+        taken.add(op.name)
+    try:
+        return keras.Model(inputs, outputs, name=name)
+    finally:
+        for op, old in temporary:
+            op.name = old
+
+
+def _unique(base: str, taken) -> str:
+    name, i = base, 1
+    while name in taken:
+        name = f"{base}_{i}"
+        i += 1
+    return name
+
+
 def fresh_input(model):
     """A new ``keras.Input`` shaped like the model's single input."""
     keras = _keras()
@@ -191,7 +271,7 @@ def submodel(model, layers=()) -> Any:
                 "(it sits inside a subclassed model or is not used)."
             )
         outs.append(out)
-    return keras.Model(inputs, [*outs, prediction], name=f"{model.name}_kerasviz")
+    return graph_model(inputs, [*outs, prediction], f"{model.name}_kerasviz", owner=model)
 
 
 def flat_model(model) -> Any:
@@ -200,9 +280,8 @@ def flat_model(model) -> Any:
     Libraries that expect a Functional model (tf-keras-vis, Xplique) can be handed this view
     of a Sequential or nested model.
     """
-    keras = _keras()
     inputs, prediction, _ = replay(model)
-    return keras.Model(inputs, prediction, name=f"{model.name}_flat")
+    return graph_model(inputs, prediction, f"{model.name}_flat", owner=model)
 
 
 REDUCTIONS = ("flatten", "gap", "max")
@@ -217,9 +296,8 @@ def layer_model(model, layer) -> Any:
     >>> layer_model(model, "conv2").outputs[0].shape
     (None, 28, 28, 32)
     """
-    keras = _keras()
     sub = submodel(model, [layer])
-    return keras.Model(sub.inputs, sub.outputs[0], name=f"{model.name}_unit")
+    return graph_model(sub.inputs, sub.outputs[0], f"{model.name}_unit", owner=model)
 
 
 def reduced_model(model, reduce: str) -> Any:
@@ -248,4 +326,4 @@ def reduced_model(model, reduce: str) -> Any:
         else:
             axes = tuple(range(1, rank - 1))  # every axis between the batch and the channels
             out = (keras.ops.mean if reduce == "gap" else keras.ops.max)(out, axis=axes)
-    return keras.Model(model.inputs, out, name=f"{model.name}_features")
+    return graph_model(model.inputs, out, f"{model.name}_features", owner=model)

@@ -13,7 +13,7 @@ from typing import Any
 
 from kerasviz import _checks
 from kerasviz.inspect._model import _keras, find_layer, iter_layers
-from kerasviz.inspect._replay import flat_model, replay
+from kerasviz.inspect._replay import flat_model, graph_model, replay
 
 RULES = ("guided", "deconvnet")
 _RELU_NAMES = ("relu", "relu6")
@@ -139,7 +139,7 @@ def relu_rule_model(model, rule: str, layer=None, view=None) -> RuleModel:
     result = RuleModel(network=None, units=0, layer=target, twins=twins)
     result.refresh()  # the twins were built by the replay; give them the user's weights
     if target is None:
-        result.network = keras.Model(inputs, prediction, name=f"{model.name}_{rule}")
+        result.network = graph_model(inputs, prediction, f"{model.name}_{rule}", owner=model)
         result.units = int(prediction.shape[-1])
         return result
     tap = walk.output_of(target)
@@ -149,7 +149,7 @@ def relu_rule_model(model, rule: str, layer=None, view=None) -> RuleModel:
             f"Expected `layer` with a spatial (N, h, w, C) output. Received: "
             f"layer={target.name!r} with output shape {shape}"
         )
-    result.network = keras.Model(inputs, tap, name=f"{model.name}_{rule}_unit")
+    result.network = graph_model(inputs, tap, f"{model.name}_{rule}_unit", owner=model)
     result.units = int(tap.shape[-1])
     return result
 

@@ -11,8 +11,9 @@ from kerasviz.inspect._model import (
     _keras,
     _sequential_ready,
     is_graph_model,
+    is_raw_op,
 )
-from kerasviz.inspect._replay import Replay, fresh_input, replay
+from kerasviz.inspect._replay import Replay, fresh_input, graph_model, replay
 
 _SQUASHERS = ("softmax", "sigmoid")
 
@@ -92,7 +93,7 @@ def logits_model(model) -> Any:
 
             overrides[id(head)] = linear_clone
     inputs, outputs, _ = replay(model, overrides)
-    return keras.Model(inputs, outputs, name=f"{model.name}_logits")
+    return graph_model(inputs, outputs, f"{model.name}_logits", owner=model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,8 +115,19 @@ class LayerInfo:
     cam: bool  # a spatial map with h, w > 1 that CAM methods can target
 
 
+def _params(op) -> int:
+    """The weight count of a built layer; 0 for an unbuilt one and for a raw operation."""
+    if is_raw_op(op) or not op.built:
+        return 0
+    return int(op.count_params())
+
+
 def layer_table(model) -> list[LayerInfo]:
     """Every layer reached by a forward pass, in execution order, with what it can be used for.
+
+    Raw ``keras.ops`` operations of the graph (the ``Add`` and ``Multiply`` of MobileNetV3 and
+    ConvNeXt) are rows too: their type is the operation's class name and their params 0.
+    Dimensions the model leaves open (``Input((None, None, 3))``) are ``None``.
 
     >>> [row.name for row in layer_table(model) if row.filters]
     ['conv1', 'conv2', 'conv3', 'conv4']
@@ -132,7 +144,7 @@ def layer_table(model) -> list[LayerInfo]:
                 name=tap.layer.name,
                 type=kind,
                 output_shape=shape,
-                params=int(tap.layer.count_params()) if tap.layer.built else 0,
+                params=_params(tap.layer),
                 filters=kind in CONV_TYPES,
                 activations=spatial,
                 cam=spatial and all(s is None or s > 1 for s in shape[1:3]),
@@ -183,20 +195,42 @@ INFERENCE_IDENTITY = (
 )
 
 
-def feature_layer(model) -> str:
-    """Path of the layer whose output feeds the model's last ``Dense`` layer.
+_POOLINGS = (
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Flatten",
+)
 
-    This is the classic "final feature vector" (AlexNet's fc7): the input of the classifier.
-    Layers that are the identity at inference (``Dropout``, ``GaussianNoise``...) are walked
-    past, so for ``fc1 -> dropout -> predictions`` the answer is ``"fc1"`` (same values).
+
+def _is_classifier(layer, tensor) -> bool:
+    """A ``Dense`` layer, or a convolution applied to a 1x1 map (MobileNetV3's ``logits``): a
+    fully connected layer either way."""
+    keras = _keras()
+    if isinstance(layer, keras.layers.Dense):
+        return True
+    shape = tuple(getattr(tensor, "shape", ()) or ())
+    return type(layer).__name__ == "Conv2D" and len(shape) == 4 and shape[1:3] == (1, 1)
+
+
+def feature_layer(model) -> str:
+    """Path of the layer whose output feeds the model's classifier: the default feature layer.
+
+    This is the classic "final feature vector" (AlexNet's fc7): the input of the last ``Dense``
+    layer, or of the last convolution applied to a 1x1 map (a fully connected layer written as
+    a convolution, as in MobileNetV3). Layers that are the identity at inference
+    (``Dropout``, ``GaussianNoise``...) are walked past, so for ``fc1 -> dropout ->
+    predictions`` the answer is ``"fc1"`` (same values). A model without such a layer gets its
+    last global-pooling or ``Flatten`` output.
 
     Raises:
-        ValueError: the model has no ``Dense`` layer, or its last one reads the model input.
+        ValueError: the model has neither a classifier layer nor a pooling/flatten layer, or its
+            classifier reads the model input.
 
     >>> feature_layer(model)
     'fc1'
     """
-    keras = _keras()
     _check_model(model)
     if not is_graph_model(model):
         raise TypeError(f"Model {model.name!r} is a subclassed model; pass `layer=` explicitly.")
@@ -208,12 +242,16 @@ def feature_layer(model) -> str:
 
     walk = Replay(on_call=remember)
     walk.run(model, fresh_input(model))
-    dense = [t for t in walk.taps if isinstance(t.layer, keras.layers.Dense)]
-    if not dense:
+    heads = [t for t in walk.taps if _is_classifier(t.layer, inputs_of.get(id(t.layer)))]
+    if not heads:
+        pooled = [t for t in walk.taps if type(t.layer).__name__ in _POOLINGS]
+        if pooled:
+            return pooled[-1].path
         raise ValueError(
-            f"Model {model.name!r} has no Dense layer; pass `layer=` to choose the feature layer."
+            f"Model {model.name!r} has no Dense layer and no global pooling or Flatten layer; "
+            "pass `layer=` to choose the feature layer."
         )
-    layer = dense[-1].layer
+    layer = heads[-1].layer
     while True:
         tensor = inputs_of.get(id(layer))
         feeder = next((t for t in walk.taps if t.output is tensor), None)
