@@ -60,6 +60,18 @@ def __dir__():
     return sorted([*globals(), *_LAZY])
 
 
+# methods whose registry defaults depend on the image size, and the settings that do
+SIZED = {
+    "occlusion": ("patch", "stride"),
+    "occlusion_incremental": ("patch", "stride"),
+    "lime": ("segmentation", "segmentation_args"),
+}
+
+
+def _side(value) -> int | None:
+    return None if value is None else int(value)
+
+
 def default_settings(name: str, input_shape) -> dict:
     """Settings that suit an image of ``input_shape`` ``(H, W, C)`` for method ``name``.
 
@@ -70,14 +82,25 @@ def default_settings(name: str, input_shape) -> dict:
     the maps come out empty, while the logit still shows what the part contributed. Other
     methods, and unknown names, get ``{}`` (their class defaults).
 
+    A side left open (``None``, a model built on ``Input((None, None, 3))``) gives only the
+    settings that do not depend on the size; `create` then fills in the rest from the images
+    of each call.
+
     >>> default_settings("occlusion", (64, 64, 3))
     {'patch': 11, 'stride': 2, 'output': 'logit'}
+    >>> default_settings("occlusion", (None, None, 3))
+    {'output': 'logit'}
     """
-    h, w = int(input_shape[0]), int(input_shape[1])
+    h, w = _side(input_shape[0]), _side(input_shape[1])
+    known = h is not None and w is not None
     if name in ("occlusion", "occlusion_incremental"):
+        if not known:
+            return {"output": "logit"}
         patch = max(2, round(min(h, w) / 6))
         return {"patch": patch, "stride": max(1, patch // 4), "output": "logit"}
     if name == "lime":
+        if not known:
+            return {"num_samples": 500, "output": "logit"}
         if min(h, w) < 64:
             return {
                 "segmentation": "grid",
@@ -133,6 +156,11 @@ def create(name: str, model, **settings):
       ``num_samples=500`` and ``output="logit"`` (see `default_settings`);
     * every other method: the class defaults.
 
+    A model whose input leaves its height or width open (``Input((None, None, 3))``) gets a
+    `SizedExplainer`: it answers the same calls and, for each image size it is given, builds
+    the explainer on a view of the model at that size (`kerasviz.inspect.sized_model`) with
+    the defaults of that size (settings passed here always win).
+
     Args:
         name: a method name such as ``"occlusion"``, ``"gradcam"`` or ``"lime"``.
         model: the Keras model to explain.
@@ -147,4 +175,78 @@ def create(name: str, model, **settings):
     from kerasviz import inspect
 
     cls = explainer_class(name)
-    return cls(model, **{**default_settings(name, inspect.input_shape(model)), **settings})
+    shape = inspect.input_shape(model)
+    open_size = shape[0] is None or shape[1] is None
+    if open_size:
+        return SizedExplainer(name, cls, model, settings)
+    return cls(model, **{**default_settings(name, shape), **settings})
+
+
+class SizedExplainer:
+    """The explainer of a model with an open input size, built for each image size it meets.
+
+    `create` returns one for a model built on ``Input((None, None, C))``. Each call reads the
+    size of its images and uses (and keeps) the explainer built for that size: on
+    `kerasviz.inspect.sized_model` of the model (the same layers and weights, every shape
+    known, which occlusion plans and CAM upsampling need), with `default_settings` of that size
+    under the settings given to `create` (a ``layer`` setting is resolved in the user's model).
+    Other attributes are read from an explainer built on the model itself with the settings
+    that do not depend on the size, which also checks the settings when the object is made.
+
+    Args:
+        name: the method's registry name.
+        cls: its class.
+        model: the model.
+        settings: the settings given to `create`.
+
+    >>> explainer = create("occlusion", open_model)
+    >>> explainer.explain(np.zeros((2, 48, 64, 3))).shape
+    (2, 48, 64)
+    """
+
+    def __init__(self, name: str, cls: type, model, settings: dict):
+        from kerasviz import inspect
+
+        self.name = name
+        self.cls = cls
+        self._settings = dict(settings)
+        if isinstance(settings.get("layer"), str | int):  # paths of the user's model, not the view
+            self._settings["layer"] = inspect.find_layer(model, settings["layer"])
+        self._by_size: dict[tuple[int, int], object] = {}
+        open_defaults = default_settings(name, (None, None, None))
+        self._base = cls(model, **{**open_defaults, **settings})
+
+    def for_size(self, height: int, width: int):
+        """The explainer for images of ``height x width`` pixels (built once per size)."""
+        from kerasviz import inspect
+
+        key = (int(height), int(width))
+        if key not in self._by_size:
+            view = inspect.sized_model(self._base.model, *key)
+            shape = (*key, None)
+            self._by_size[key] = self.cls(
+                view, **{**default_settings(self.name, shape), **self._settings}
+            )
+        return self._by_size[key]
+
+    def _for(self, inputs):
+        from kerasviz import inspect
+
+        batch, _ = inspect.check_inputs(self._base.model, inputs)
+        return self.for_size(*batch.shape[1:3])
+
+    def explain(self, inputs, targets=None, progress: bool = False, **options):
+        """`Explainer.explain` with the settings of the images' size."""
+        return self._for(inputs).explain(inputs, targets, progress=progress, **options)
+
+    def explain_full(self, inputs, targets=None, progress: bool = False, **options):
+        """`Explainer.explain_full` with the settings of the images' size."""
+        return self._for(inputs).explain_full(inputs, targets, progress=progress, **options)
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") or attr in ("_base", "_settings", "_by_size"):
+            raise AttributeError(attr)
+        return getattr(self._base, attr)
+
+    def __repr__(self) -> str:
+        return f"SizedExplainer({self.name!r}, sizes={sorted(self._by_size)})"

@@ -27,11 +27,15 @@ class FeatureExtractor:
     Args:
         model: a Keras image model (Functional, Sequential or nested).
         layer: the layer whose output is the feature vector (name, path, index or Layer).
-            ``None``: the input of the last ``Dense`` layer (`kerasviz.inspect.feature_layer`),
-            e.g. ``"fc1"`` of ``digits_cnn``.
+            ``None``: the input of the classifier (`kerasviz.inspect.feature_layer`: the last
+            ``Dense`` layer or 1x1-map convolution, else the last global pooling or
+            ``Flatten``), e.g. ``"fc1"`` of ``digits_cnn``.
         reduce: how a spatial output ``(N, h, w, c)`` becomes a vector: ``"flatten"``
             (``h*w*c`` values), ``"gap"`` (global average, ``c`` values) or ``"max"`` (global
-            max, ``c`` values). Outputs that are already ``(N, D)`` are kept as they are.
+            max, ``c`` values). ``None`` (default): ``"flatten"``, or ``"gap"`` when the map's
+            size depends on the image size (a model on ``Input((None, None, 3))``), where
+            ``"flatten"`` is refused. Outputs that are already ``(N, D)`` are kept as they
+            are.
         batch_size: images per forward pass; bounds memory.
         strategy: a ``tf.distribute.Strategy`` whose replicas share each batch
             (``MirroredStrategy`` for several GPUs, ``TPUStrategy``); ``None``: the one
@@ -43,16 +47,18 @@ class FeatureExtractor:
 
     Raises:
         KeyError: an unknown layer.
-        ValueError: an unknown ``reduce``; a layer whose output has no batch axis.
+        ValueError: an unknown ``reduce``; ``"flatten"`` of a map whose size is open; a layer
+            whose output has no batch axis.
 
     >>> FeatureExtractor(model).extract(images).shape
     (1797, 128)
     """
 
     def __init__(
-        self, model, layer=None, reduce: str = "flatten", batch_size: int = 64, strategy=None
+        self, model, layer=None, reduce: str | None = None, batch_size: int = 64, strategy=None
     ):
-        self.reduce = _checks.check_choice(reduce, "reduce", REDUCTIONS)
+        if reduce is not None:
+            reduce = _checks.check_choice(reduce, "reduce", REDUCTIONS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
         self.model = model
         path = inspect.feature_layer(model) if layer is None else layer
@@ -68,6 +74,9 @@ class FeatureExtractor:
                 f"of the input (expected (N, ...) with N = {batch_dim}); feature vectors need "
                 "one vector per image. Choose another `layer`."
             )
+        if reduce is None:  # flatten, unless the map's size follows the image's
+            reduce = "gap" if any(d is None for d in shape[1:]) else "flatten"
+        self.reduce = reduce
         self._model = inspect.reduced_model(sub, self.reduce)
         self.dim = self._model.outputs[0].shape[-1]
         # Each padded batch is split across the strategy's replicas (one device: unchanged).
@@ -205,7 +214,12 @@ def _decode(arr: np.ndarray) -> np.ndarray:
 
 
 def features(
-    model, data, layer=None, batch_size: int = 64, reduce: str = "flatten", progress: bool = False
+    model,
+    data,
+    layer=None,
+    batch_size: int = 64,
+    reduce: str | None = None,
+    progress: bool = False,
 ):
     """Feature vectors of ``data`` at ``layer``: a one-off `FeatureExtractor`.
 
@@ -214,7 +228,8 @@ def features(
         data: numpy images or a ``tf.data.Dataset`` (see `FeatureExtractor.extract`).
         layer: the feature layer; ``None`` for the input of the last ``Dense`` layer.
         batch_size: images per forward pass.
-        reduce: ``"flatten"``, ``"gap"`` or ``"max"`` for spatial outputs.
+        reduce: ``"flatten"``, ``"gap"`` or ``"max"`` for spatial outputs; ``None`` as
+            `FeatureExtractor`.
         progress: show a progress bar.
 
     Returns:

@@ -55,6 +55,7 @@ from kerasviz.inspect._replay import (
     layer_model,
     reduced_model,
     replay,
+    sized_model,
     submodel,
 )
 from kerasviz.inspect._surgery import RuleModel, relu_rule_model
@@ -101,6 +102,7 @@ __all__ = [
     "reinitialize",
     "relu_rule_model",
     "replay",
+    "sized_model",
     "standalone_copy",
     "submodel",
     "weighted_layers",

@@ -184,8 +184,9 @@ def _unique(base: str, taken) -> str:
     return name
 
 
-def fresh_input(model):
-    """A new ``keras.Input`` shaped like the model's single input."""
+def fresh_input(model, size: tuple[int, int] | None = None):
+    """A new ``keras.Input`` shaped like the model's single input (``size``: its height and
+    width instead of the model's, for a model whose input size is open)."""
     keras = _keras()
     _sequential_ready(model)
     if len(model.inputs) != 1:
@@ -194,7 +195,10 @@ def fresh_input(model):
             f"{len(model.inputs)} inputs."
         )
     ref = model.inputs[0]
-    return keras.Input(shape=tuple(ref.shape[1:]), dtype=ref.dtype, name="kerasviz_input")
+    shape = tuple(ref.shape[1:])
+    if size is not None:
+        shape = (int(size[0]), int(size[1]), *shape[2:])
+    return keras.Input(shape=shape, dtype=ref.dtype, name="kerasviz_input")
 
 
 def replay(model, overrides=None, on_call: Callable[[Call], None] | None = None):
@@ -284,6 +288,41 @@ def flat_model(model) -> Any:
     return graph_model(inputs, prediction, f"{model.name}_flat", owner=model)
 
 
+def sized_model(model, height: int, width: int) -> Any:
+    """A Functional view of ``model`` on inputs of ``height x width`` pixels (weights shared).
+
+    For a model whose input leaves its size open (``Input((None, None, 3))``): every layer of
+    the view has a known output size, which methods that plan by the input size (occlusion
+    grids, CAM upsampling) need. Layer objects are the user's, so a layer found in ``model``
+    is found in the view too; nested models are flattened (paths become layer names).
+
+    Raises:
+        ValueError: the model fixes another size.
+
+    >>> sized_model(model, 64, 48).inputs[0].shape
+    (None, 64, 48, 3)
+    """
+    _check_model(model)
+    _sequential_ready(model)
+    fixed = tuple(model.inputs[0].shape[1:3])
+    for side, want in zip(fixed, (height, width), strict=True):
+        if side is not None and side != int(want):
+            raise ValueError(
+                f"Model {model.name!r} takes inputs of size {fixed}; "
+                f"received size ({int(height)}, {int(width)})."
+            )
+    if not is_graph_model(model):
+        raise TypeError(
+            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
+            "cannot be reached. Wrap its layers in a Functional or Sequential model."
+        )
+    inputs = fresh_input(model, (height, width))
+    outputs = Replay().run(model, inputs)
+    if isinstance(outputs, list | tuple) and len(outputs) == 1:
+        outputs = outputs[0]
+    return graph_model(inputs, outputs, f"{model.name}_{int(height)}x{int(width)}", owner=model)
+
+
 REDUCTIONS = ("flatten", "gap", "max")
 
 
@@ -321,6 +360,12 @@ def reduced_model(model, reduce: str) -> Any:
     out = model.outputs[0]
     rank = len(out.shape)
     if rank > 2:
+        if reduce == "flatten" and any(d is None for d in out.shape[1:]):
+            raise ValueError(
+                f"Expected `reduce` to be 'gap' or 'max' for an output of shape "
+                f"{tuple(out.shape)}: its size depends on the image size, so flattening gives "
+                "vectors of different lengths. Received: reduce='flatten'"
+            )
         if reduce == "flatten":
             out = keras.layers.Flatten(name="kerasviz_flatten")(out)
         else:
