@@ -60,3 +60,18 @@ def test_create_equals_the_class_with_the_registry_defaults(functional_model, na
     by_hand = cls(functional_model, **{**defaults, **settings})
     assert type(made) is cls
     np.testing.assert_array_equal(made.explain(images, [0, 2]), by_hand.explain(images, [0, 2]))
+
+
+def test_open_size_defaults_come_from_the_images(keras):
+    from kerasviz import attribution
+
+    assert attribution.default_settings("occlusion", (None, None, 3)) == {"output": "logit"}
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    explainer = attribution.create("occlusion", model)
+    images = np.random.default_rng(0).random((1, 36, 24, 3)).astype("float32")
+    assert explainer.explain(images, [0]).shape == (1, 36, 24)
+    assert tuple(explainer.for_size(36, 24).patch) == (4, 4)  # a sixth of the smaller side
+    assert explainer.output == "logit"
