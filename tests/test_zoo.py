@@ -6,17 +6,20 @@ capability: layer table, filters, activations (raw ``keras.ops`` operations incl
 
 Time: every explainer on every family costs about 30 s (MobileNetV3Small, 32 px) to 150 s
 (InceptionResNetV2, 75 px) on 2 CPU cores, almost all of it graph tracing. By default each
-family runs the capabilities above and two explainers, rotated so that every method of
-``attribution.METHODS`` runs on at least one family, plus Grad-CAM on its default layer; the
-small special models run every method. ``KERASVIZ_ZOO=full`` runs every method everywhere.
+family runs the capabilities above, Grad-CAM on its default layer and one more explainer,
+rotated so that every method of ``attribution.METHODS`` runs on at least one family; the small
+special models run every method (the nested MobileNetV3 backbone: four).
+``KERASVIZ_ZOO=full`` runs every method everywhere.
 """
 
 import os
+import warnings
 
 import numpy as np
 import pytest
 
 from kerasviz import activations, attribution, cli, filters, inspect
+from kerasviz.attribution.incremental import IncrementalFallbackWarning
 from kerasviz.embedding.extraction import FeatureExtractor
 
 FULL = os.environ.get("KERASVIZ_ZOO") == "full"
@@ -70,8 +73,7 @@ METHODS = list(attribution.METHODS)
 def _methods_for(index: int) -> list[str]:
     if FULL:
         return METHODS
-    picked = {METHODS[(2 * index) % len(METHODS)], METHODS[(2 * index + 1) % len(METHODS)]}
-    return sorted(picked | {"gradcam"})
+    return sorted({METHODS[index % len(METHODS)], "gradcam"})
 
 
 def test_every_application_family_is_in_the_zoo(keras):
@@ -117,7 +119,9 @@ def _check_capabilities(model, x, methods, raw_ops_expected: bool | None = None)
     for name in methods:
         size = min(px_h, px_w)
         settings = _CHEAP.get(name, lambda px: {})(size)
-        result = attribution.create(name, model, **settings).explain(x, [1] * len(x))
+        with warnings.catch_warnings():  # layers without a window rule are recomputed in full
+            warnings.simplefilter("ignore", IncrementalFallbackWarning)
+            result = attribution.create(name, model, **settings).explain(x, [1] * len(x))
         assert result.shape == (len(x), px_h, px_w), name
         assert np.isfinite(result).all(), name
         if name not in _CAM:  # a CAM of random weights may be all zero after its ReLU
@@ -143,9 +147,10 @@ def _residual(keras):
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
     y = keras.layers.Conv2D(4, 3, padding="same")(x)
-    x = keras.layers.Add()([x, y])  # Keras' default names: add, add_1
+    # the names Keras gives the first two Add layers of a process (what a reloaded net has)
+    x = keras.layers.Add(name="add")([x, y])
     y = keras.layers.Conv2D(4, 3, padding="same")(x)
-    x = keras.layers.Add()([x, y])
+    x = keras.layers.Add(name="add_1")([x, y])
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
 
@@ -216,7 +221,8 @@ def test_front_end(keras):
 def test_nested_functional(keras):
     keras.utils.set_random_seed(4)
     model = _nested_functional(keras)
-    table = _check_capabilities(model, _images(32), METHODS, raw_ops_expected=True)
+    methods = METHODS if FULL else ["gradcam", "saliency", "guided_backprop", "lime"]
+    table = _check_capabilities(model, _images(32), methods, raw_ops_expected=True)
     raw = next(r.path for r in table if r.type == "Add" and "/" in r.path)
     assert activations.activations(model, _images(32), [raw])[raw].ndim == 4
 
@@ -227,8 +233,6 @@ def test_nested_sequential(keras):
 
 
 def test_legacy_hdf5(keras, tmp_path):
-    import warnings
-
     from kerasviz import models
 
     keras.utils.set_random_seed(6)
