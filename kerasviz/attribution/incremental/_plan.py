@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerasviz.attribution.incremental._graph import _Node
+from kerasviz.inspect._fields import MIXES, NOT_SPATIAL, projected
 
 
 class IncrementalFallbackWarning(UserWarning):
@@ -38,10 +39,8 @@ class _Axis:
 
 
 def _conv_axis(src: _Axis, k: int, s: int, before: int, length: int, tau: float | None) -> _Axis:
-    # output o reads input rows [o*s - before, o*s - before + k)
-    lo = -((-(src.lo + before - k + 1)) // s)  # ceil
-    hi = (src.hi - 1 + before) // s + 1
-    lo, hi = np.clip(lo, 0, length), np.clip(hi, 0, length)
+    # output o reads input rows [o*s - before, o*s - before + k) (inspect's `reads`)
+    lo, hi = projected(src.lo, src.hi, k, s, before, length)
     if tau is not None:
         cap = max(1, math.ceil(tau * length))
         wide = hi - lo > cap
@@ -87,12 +86,13 @@ def plan(
     notices: list[str] = []
     for node in nodes[1:]:
         upstream_full = any(mode[i] == "full" for i in node.inputs)
-        if node.kind == "full" or upstream_full or not node.inputs:
-            if node.reason and not upstream_full:
+        if node.kind == "full" or node.incremental or upstream_full or not node.inputs:
+            reason = node.incremental or node.reason
+            if reason and not upstream_full and _spatial_layer(node):
                 notices.append(
                     f"incremental occlusion: layer {node.path!r} "
                     f"({type(node.layer).__name__}) is recomputed in full from here "
-                    f"on: {node.reason}."
+                    f"on: {reason}."
                 )
             mode.append("full")
             axes.append(None)
@@ -150,6 +150,12 @@ def plan(
         (m, None if a is None else (a[0].size, a[1].size)) for m, a in zip(mode, axes, strict=True)
     ) + (tuple(cleans),)
     return _Plan(nodes, mode, axes, notices, cleans, key)
+
+
+def _spatial_layer(node: _Node) -> bool:
+    """Whether a node maps a spatial map to a spatial map without mixing every position
+    (a layer that does, like ``Flatten``, is recomputed in full without a notice)."""
+    return node.reason not in (NOT_SPATIAL, MIXES)
 
 
 def _same_window(a: tuple[_Axis, _Axis], b: tuple[_Axis, _Axis]) -> bool:
