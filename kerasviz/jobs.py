@@ -5,15 +5,23 @@
 explained), explained, and written out before the next batch is touched, so memory does not
 grow with the number of images. For each image it writes
 
-* ``OUT/<name>.<method>.npy``: the float32 ``(H, W)`` map;
-* ``OUT/<name>.<method>.png``: the map over the image (blue-white-red for signed maps, a
-  blue-to-red ramp otherwise);
+* ``OUT/<name>.<method>.npy``: the float32 ``(H, W)`` map at the model input's size;
+* ``OUT/<name>.<method>.png``: the map over the image at the image's own size and aspect
+  (blue-white-red for signed maps, a blue-to-red ramp otherwise): the map is put back through
+  the image's geometry (`kerasviz.imageio.place_map`); the parts of the image that a
+  ``"crop"`` cut away carry no map and are drawn dimmed, without colour;
 * one line of ``OUT/manifest.jsonl``: the file, the target class, the model's score for it,
-  the method and its settings.
+  the method and its settings, and the image's ``geometry`` (its size and where it lies in
+  the model input, `kerasviz.imageio.Geometry.to_dict`): ``place_map(np.load(npy),
+  Geometry.from_dict(row["geometry"]))`` puts the ``.npy`` map on the original.
+
+Images are read as `kerasviz.imageio` reads them (EXIF orientation, alpha on white, channels
+converted with one note on stderr at the end of the job, resized by ``resize``).
 
 ``<name>`` is the file's path below the folder it was found in, without its suffix (so
 sub-folders per class are kept). ``OUT/job.json`` records what the job computes (method,
-settings, model name and weight fingerprint, input scaling, targets).
+settings, model name and weight fingerprint, preprocessing, resize mode and size, targets):
+the same folder with another of these is another job.
 
 Every file is written to a temporary name and moved into place with ``os.replace``, and an
 image counts as finished only when its manifest line is complete, so a job that is killed
@@ -55,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasviz import _checks, _compute, _files, imageio, inspect
+from kerasviz._preprocess import Preprocessing
 from kerasviz._progress import Progress
 from kerasviz.plot.raster import overlay_rgb, png_bytes
 
@@ -270,6 +279,25 @@ def _check_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> bool:
     return False
 
 
+def _overlay(path, explanation: np.ndarray, geo: imageio.Geometry, channels: int) -> np.ndarray:
+    """The map over the original image at its own size, uint8 RGB ``(H0, W0, 3)``: the image as
+    the model read it (its channels, before resizing and preprocessing); pixels the map does
+    not cover (cut off by a crop) are the image at half brightness."""
+    image = imageio.read_original(path, channels) / np.float32(255.0)  # (H0, W0, C) in [0, 1]
+    placed = imageio.place_map(explanation, geo)  # (H0, W0), NaN outside the crop
+    missing = np.isnan(placed)
+    if missing.all():
+        placed = np.zeros_like(placed)
+    elif missing.any():
+        placed = np.where(missing, np.nanmin(placed), placed)  # a value already in the map
+    rgb = overlay_rgb(image, placed)
+    if missing.any():
+        grey = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+        dim = np.round(grey * 127.5).astype(np.uint8)
+        rgb[missing] = dim[missing]
+    return rgb
+
+
 def explain_folder(
     model,
     images,
@@ -286,6 +314,10 @@ def explain_folder(
     png: bool = True,
     progress: bool = True,
     strategy=None,
+    *,
+    preprocessing: Preprocessing | None = None,
+    resize: str = "squash",
+    size=None,
 ) -> JobResult:
     """Explain every image file of a folder with one method; resumable and in bounded memory.
 
@@ -301,7 +333,8 @@ def explain_folder(
             order of `inventory`, or a dict from output name to class (others: top class).
         settings: keyword settings of the explainer, over `kerasviz.attribution.create`'s
             defaults for the image size.
-        scale, offset: 8-bit pixels ``v`` become ``v * scale + offset`` (the model's range).
+        scale, offset: 8-bit pixels ``v`` become ``v * scale + offset`` (the model's range)
+            when ``preprocessing`` is not given.
         class_names: names for the manifest's ``class`` field (default: the indices).
         resume: when ``out`` holds this same job (same method, settings, model weights,
             scaling, targets), skip its finished images; ``False`` refuses such a folder.
@@ -311,6 +344,10 @@ def explain_folder(
         progress: a progress bar with the images per second and the time left.
         strategy: a ``tf.distribute.Strategy`` that splits each batch across its replicas
             (several GPUs, a TPU); see `kerasviz.attribution._base.Explainer`.
+        preprocessing: a `kerasviz._preprocess.Preprocessing` (``"tf"``, ``"torch"``,
+            ``"caffe"`` or ``"scale"``); wins over ``scale`` and ``offset``.
+        resize: ``"squash"``, ``"crop"`` or ``"pad"`` (`kerasviz.imageio.RESIZE_MODES`).
+        size: ``(H, W)`` to read the images at; required for a model that accepts any size.
 
     Returns:
         A `JobResult`.
@@ -318,7 +355,7 @@ def explain_folder(
     Raises:
         KeyError: an unknown method.
         ValueError: bad settings or targets, an unreadable image file, a model that does not
-            take fixed-size image inputs.
+            take image inputs, an unknown ``resize``, no ``size`` for an any-size model.
         FileExistsError: ``out`` is not empty and holds no job, or a different job, and
             ``overwrite`` is False.
 
@@ -333,12 +370,20 @@ def explain_folder(
     attribution.check_method(method)
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
     shape = inspect.input_shape(model)
-    if len(shape) != 3 or shape[0] is None or shape[1] is None:
+    if len(shape) != 3 or shape[2] is None:
         raise ValueError(
-            f"Expected a model with fixed-size image inputs (H, W, C). Received: "
-            f"input shape {shape}"
+            f"Expected a model with image inputs (H, W, C). Received: input shape {shape}"
         )
-    chosen = dict(attribution.default_settings(method, shape))
+    _checks.check_choice(resize, "resize", imageio.RESIZE_MODES)
+    h, w = imageio.input_size(shape, size)
+    c = int(shape[2])
+    prep = Preprocessing("scale", scale, offset) if preprocessing is None else preprocessing
+    if not isinstance(prep, Preprocessing):
+        raise TypeError(
+            "Expected `preprocessing` to be a kerasviz._preprocess.Preprocessing or None. "
+            f"Received: {type(prep).__name__}"
+        )
+    chosen = dict(attribution.default_settings(method, (h, w, c)))
     chosen.update(settings or {})
     chosen.setdefault("batch_size", batch_size)
     settings_json = _jsonable(chosen)
@@ -358,8 +403,9 @@ def explain_folder(
         "method": method,
         "settings": settings_json,
         "model": {"name": model.name, "weights": fingerprint(model)},
-        "scale": float(scale),
-        "offset": float(offset),
+        "preprocessing": prep.to_dict(),
+        "resize": resize,
+        "size": [h, w],
         "targets": _jsonable(targets),
     }
 
@@ -386,7 +432,6 @@ def explain_folder(
     finished = {r["name"] for r in kept}
     del rows, kept  # only the names are needed from here on
 
-    h, w, c = (int(s) for s in shape)
     batches = [
         (s, e)
         for s, e in _compute.padded_chunks(len(files), batch_size)
@@ -395,17 +440,19 @@ def explain_folder(
     skipped = sum(name in finished for name in names)
     bar = Progress(len(files), skipped, f"explain {method}", enabled=progress)
 
+    kinds: list[str] = []  # "grey" or "colour" per file read, for the one channel note
+
     def load(span):
         s, e = span
-        return np.stack(
-            [imageio.load_image(files[i], (h, w), c, scale, offset) for i in range(s, e)]
-        )
+        read = [imageio.read_file(files[i], (h, w), c, prep, resize) for i in range(s, e)]
+        kinds.extend(kind for _, _, kind in read)
+        return np.stack([a for a, _, _ in read]), [g for _, g, _ in read]
 
     written = 0
     with ThreadPoolExecutor(max_workers=1) as reader, open(manifest_path, "ab") as manifest:
         pending = reader.submit(load, batches[0]) if batches else None
         for k, (s, e) in enumerate(batches):
-            batch = pending.result()
+            batch, geometries = pending.result()
             pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
             scores = scorer.predict(batch)  # (B, K)
             top = np.argmax(scores, axis=-1)  # (B,) Scorer.targets' rule, without a 2nd pass
@@ -425,7 +472,7 @@ def explain_folder(
                     base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
                 )
                 if png:
-                    data = png_bytes(overlay_rgb(batch[j], maps[j]))
+                    data = png_bytes(_overlay(files[i], maps[j], geometries[j], c))
                     _files.atomic_write(
                         base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
                     )
@@ -439,6 +486,7 @@ def explain_folder(
                             "score": float(scores[j, target]),
                             "method": method,
                             "settings": settings_json,
+                            "geometry": geometries[j].to_dict(),
                         },
                         sort_keys=True,
                     )
@@ -452,4 +500,7 @@ def explain_folder(
             bar.update(skipped + written)
     if resuming:
         _sort_manifest(manifest_path, names)
+    converted = imageio.conversion_note(kinds, c)
+    if converted:
+        bar.note(converted)
     return JobResult(out, len(files), written, skipped, time.perf_counter() - start_time)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasviz._preprocess import Preprocessing
+
 DEFAULT_METHODS = ("occlusion", "gradcam", "saliency", "lime")
 DEFAULT_SAMPLES = {"digits_cnn": "digits", "shapes_cnn": "shapes"}  # saved_models/samples/
 MAP_POINTS = 500  # points of the reference set drawn on the 2-D map
@@ -202,7 +204,10 @@ def _activations_section(page: _Page, model, images, names, layers, rows) -> Non
     page.add("activations", "Activation maps", "".join(parts))
 
 
-def _explanations_section(page: _Page, model, images, names, targets, class_names, methods) -> None:
+def _explanations_section(
+    page: _Page, model, images, names, targets, class_names, methods, shown=None
+) -> None:
+    """``shown``: the images as drawn (default: ``images``)."""
     from kerasviz import attribution, plot
 
     maps: dict[str, np.ndarray] = {}
@@ -215,7 +220,7 @@ def _explanations_section(page: _Page, model, images, names, targets, class_name
         page.timings[f"explain:{method}"] = took
         rows.append((method, type(explainer).__name__, f"{took:.2f}", f"{took / len(images):.3f}"))
     labels = [f"{n}: {class_names[t]}" for n, t in zip(names, targets, strict=True)]
-    fig = plot.explanation_grid(images, maps, titles=labels)
+    fig = plot.explanation_grid(images if shown is None else shown, maps, titles=labels)
     img = page.figure(fig, "explanations", "explanations: images by methods")
     note = (
         '<p class="note">Each column is one method\'s map for the top class of each '
@@ -230,12 +235,13 @@ def _explanations_section(page: _Page, model, images, names, targets, class_name
     )
 
 
-def _reference_set(model_name: str | None, reference, input_shape, scale, offset):
-    """``(images, labels or None, label names or None)`` of the reference set, or None."""
+def _reference_set(model_name: str | None, reference, input_shape, reading: dict):
+    """``(images, labels or None, label names or None)`` of the reference set, or None.
+    ``reading``: the keyword arguments of `kerasviz.imageio.load_images`."""
     if reference is not None:
         from kerasviz import imageio
 
-        images, files = imageio.load_images(reference, input_shape, scale, offset)
+        images, files = imageio.load_images(reference, input_shape, **reading)
         labels = [Path(f).parent.name for f in files]
         if len(set(labels)) > 1:  # one sub-folder per class
             names = sorted(set(labels))
@@ -250,8 +256,9 @@ def _reference_set(model_name: str | None, reference, input_shape, scale, offset
 
 
 def _feature_section(
-    page: _Page, model, images, names, reference, class_names, progress: bool
+    page: _Page, model, images, names, reference, class_names, progress: bool, display=None
 ) -> None:
+    """``display``: maps model inputs to images in [0, 1] for drawing (default: as they are)."""
     from kerasviz import embedding, plot
 
     if reference is None:
@@ -264,14 +271,15 @@ def _feature_section(
         )
         return
     ref_images, ref_labels, ref_names = reference
+    show = display or (lambda x: x)
     start = time.perf_counter()
     extractor = embedding.FeatureExtractor(model)
     ref_vectors = extractor.extract(ref_images, progress=progress)
     vectors = extractor.extract(images)
     idx, dist = embedding.nearest(ref_vectors, vectors, k=min(6, len(ref_images)))
     fig = plot.neighbor_strips(
-        images,
-        ref_images[idx],
+        show(images),
+        show(ref_images[idx]),
         dist,
         neighbor_labels=None if ref_labels is None else ref_labels[idx],
         class_names=ref_names,
@@ -284,7 +292,7 @@ def _feature_section(
     fig = plot.embedding_map(
         points,
         None if ref_labels is None else ref_labels[shown],
-        ref_images[shown],
+        show(ref_images[shown]),
         thumbnails=40,
         class_names=ref_names,
         title=f"{method.upper()} map of {len(shown)} reference images",
@@ -292,7 +300,7 @@ def _feature_section(
     scatter = page.figure(fig, "feature_map", "2-D map of the reference set", width=700)
     labels = None if ref_labels is None else [ref_names[i] for i in ref_labels]
     embedding.export_projector(
-        page.root / "projector", ref_vectors, labels=labels, images=ref_images
+        page.root / "projector", ref_vectors, labels=labels, images=show(ref_images)
     )
     page.timings["features"] = time.perf_counter() - start
     layer = extractor.layer
@@ -349,6 +357,9 @@ def build_report(
     force: bool = False,
     progress: bool = True,
     max_images: int = 8,
+    preprocessing=None,
+    resize: str | None = None,
+    size=None,
 ) -> Path:
     """Render the HTML report of a model on a few images into ``out/index.html``.
 
@@ -369,6 +380,13 @@ def build_report(
         force: replace an existing report at ``out``.
         progress: print what is being computed (to stderr; ``KERASVIZ_QUIET`` silences it).
         max_images: at most this many images are used.
+        preprocessing: a `kerasviz._preprocess.Preprocessing`; wins over ``scale`` and
+            ``offset``; default: the card's (``"tf"``, ``"torch"``, ``"caffe"`` or a scale).
+        resize: ``"squash"``, ``"crop"`` or ``"pad"`` (`kerasviz.imageio.RESIZE_MODES`);
+            default: the card's ``resize``, else ``"squash"``.
+        size: ``(H, W)`` to read images at, for a model that accepts any size; default: the
+            card's ``input_size``. Images are drawn through ``preprocessing.display`` (RGB
+            again for ``"caffe"`` inputs).
 
     Returns:
         The path of ``index.html``.
@@ -407,7 +425,14 @@ def build_report(
             )
         keras_model, card, model_ref = model, {}, None
     shape = inspect.input_shape(keras_model)
-    scale, offset = models.preprocessing(card, scale, offset)
+    prep = Preprocessing.from_card(card, scale, offset) if preprocessing is None else preprocessing
+    if size is None and (shape[0] is None or shape[1] is None):
+        size = models.card_size(card)
+    reading = {
+        "preprocessing": prep,
+        "resize": resize or card.get("resize") or "squash",
+        "size": None if size is None else tuple(size),
+    }
     if images is None:
         if model_ref not in DEFAULT_SAMPLES:
             raise ValueError(
@@ -415,7 +440,7 @@ def build_report(
                 "folder (--images)."
             )
         images = models.models_dir() / "samples" / DEFAULT_SAMPLES[model_ref]
-    batch, files = imageio.load_images(images, shape, scale, offset)
+    batch, files = imageio.load_images(images, shape, **reading)
     batch, files = batch[:max_images], files[:max_images]
     names = [Path(f).stem for f in files]
     n_classes = inspect.num_outputs(keras_model)
@@ -423,7 +448,8 @@ def build_report(
     if layers is not None:
         for ref in layers:
             inspect.find_layer(keras_model, ref)  # unknown layers fail before any work
-    ref_set = _reference_set(model_ref, reference, shape, scale, offset)
+    ref_set = _reference_set(model_ref, reference, shape, reading)
+    shown = prep.display(batch)  # RGB (or grey) in [0, 1], whatever the model's range
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -433,7 +459,7 @@ def build_report(
         rows = inspect.layer_table(keras_model)  # one graph walk serves three sections
         _summary_section(page, keras_model, card, rows)
         probs = keras_model.predict(batch, verbose=0)
-        _predictions_section(page, batch, names, probs, classes)
+        _predictions_section(page, shown, names, probs, classes)
         say("filters")
         _filters_section(page, keras_model, rows)
         say("activations")
@@ -441,9 +467,9 @@ def build_report(
         targets = np.argmax(probs, axis=-1)
         say(f"explanations: {', '.join(methods)}")
         if methods:
-            _explanations_section(page, keras_model, batch, names, targets, classes, methods)
+            _explanations_section(page, keras_model, batch, names, targets, classes, methods, shown)
         say("feature space")
-        _feature_section(page, keras_model, batch, names, ref_set, classes, progress)
+        _feature_section(page, keras_model, batch, names, ref_set, classes, progress, prep.display)
         total = time.perf_counter() - started
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in page.timings.items())
         subtitle = (
