@@ -56,8 +56,6 @@ def test_as_display_is_public_and_shared_with_plot():
     assert imageio.to_uint8(wide).tolist() == [[0, 128], [64, 255]]
 
 
-# -- resize policy, geometry, preprocessing, odd files ------------------------------------------
-
 def ramp_image(path, height=20, width=40):
     """RGB whose red is the column (x * 6) and green the row (y * 12): a map of positions."""
     y, x = np.mgrid[0:height, 0:width]
