@@ -359,3 +359,82 @@ def test_memory_does_not_grow_with_the_number_of_images(tmp_path, run_script):
     assert rss_large - rss_small < 12, figures  # MiB; naive would add about 20 more
     assert heap_large < heap_small + 3, figures  # MiB; 1500 file names and manifest rows fit
     assert heap_large < 10, figures
+
+
+class TestImagesAsTheyCome:
+    def test_overlay_at_the_image_size_geometry_in_manifest_and_one_note(
+        self, tmp_path, model, capsys, monkeypatch
+    ):
+        from kerasviz import imageio
+        from kerasviz._preprocess import Preprocessing
+
+        monkeypatch.delenv("KERASVIZ_QUIET", raising=False)
+        folder = tmp_path / "in"
+        folder.mkdir()
+        y, x = np.mgrid[0:20, 0:40]
+        wide = np.stack([x * 6, y * 12, np.full_like(x, 90)], -1).astype(np.uint8)
+        Image.fromarray(wide).save(folder / "wide.png")  # 40 wide, 20 high
+        Image.fromarray(np.full((30, 10), 77, np.uint8)).save(folder / "tall.png")  # grey
+        prep = Preprocessing("caffe")
+        out = tmp_path / "out"
+        jobs.explain_folder(
+            model, folder, "saliency", out, batch_size=2, preprocessing=prep, resize="crop"
+        )
+        notes = [line for line in capsys.readouterr().err.splitlines() if "were grey" in line]
+        assert notes == [
+            "[explain saliency] 1 of 2 files were grey and were read as RGB (the grey value "
+            "in all three channels)"
+        ]
+        rows = {r["name"]: r for r in read_rows(out)}
+        found = imageio.read_images(
+            [folder / "tall.png", folder / "wide.png"],
+            (SIZE, SIZE, 3),
+            preprocessing=prep,
+            resize="crop",
+        )
+        expected = attribution.create("saliency", model).explain(found.inputs)
+        for k, name in enumerate(["tall", "wide"]):
+            geo = found.geometries[k]
+            assert rows[name]["geometry"] == geo.to_dict()
+            assert imageio.Geometry.from_dict(rows[name]["geometry"]) == geo
+            got = np.load(out / f"{name}.saliency.npy")
+            np.testing.assert_allclose(got, expected[k], atol=1e-6)  # at the input's size
+        assert rows["wide"]["geometry"]["box"] == [0.0, 10.0, 20.0, 30.0]
+        with Image.open(out / "wide.saliency.png") as png:
+            assert png.size == (40, 20)
+            rgb = np.asarray(png)
+        with Image.open(out / "tall.saliency.png") as png:
+            assert png.size == (10, 30)
+        dim = np.round(wide / 255 * 127.5).astype(np.uint8)  # outside the crop: dimmed image
+        np.testing.assert_array_equal(rgb[:, :10], dim[:, :10])
+        np.testing.assert_array_equal(rgb[:, 30:], dim[:, 30:])
+        placed = imageio.place_map(expected[1], found.geometries[1])
+        assert np.isnan(placed[:, :10]).all() and not np.isnan(placed[:, 10:30]).any()
+        drawn = jobs.overlay_rgb(wide / 255.0, np.nan_to_num(placed, nan=np.nanmin(placed)))
+        np.testing.assert_array_equal(rgb[:, 10:30], drawn[:, 10:30])  # the map, on RGB pixels
+        job = json.loads((out / jobs.JOB).read_text())
+        assert job["preprocessing"] == {"mode": "caffe"} and job["resize"] == "crop"
+        with pytest.raises(FileExistsError, match="differs in: resize"):
+            jobs.explain_folder(model, folder, "saliency", out, preprocessing=prep, resize="pad")
+        with pytest.raises(FileExistsError, match="differs in: preprocessing"):
+            jobs.explain_folder(model, folder, "saliency", out, resize="crop")
+
+    def test_any_size_model_needs_size(self, tmp_path):
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input((None, None, 3))
+        x = keras.layers.Conv2D(3, 3, activation="relu")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        open_model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+        images = write_images(tmp_path / "in", 2)
+        with pytest.raises(ValueError, match="size="):
+            jobs.explain_folder(open_model, images, "saliency", tmp_path / "o", progress=False)
+        jobs.explain_folder(
+            open_model, images, "saliency", tmp_path / "o", progress=False, size=(12, 20)
+        )
+        assert json.loads((tmp_path / "o" / jobs.JOB).read_text())["size"] == [12, 20]
+        name = read_rows(tmp_path / "o")[0]["name"]
+        assert np.load(tmp_path / "o" / f"{name}.saliency.npy").shape == (12, 20)
+        with Image.open(tmp_path / "o" / f"{name}.saliency.png") as png:
+            assert png.size == (SIZE, SIZE)  # the file's own size
+        with pytest.raises(FileExistsError, match="differs in: size"):
+            jobs.explain_folder(open_model, images, "saliency", tmp_path / "o", size=(16, 16))
