@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from kerasviz import _checks, _compute, _progress, inspect
+from kerasviz.inspect import _fields
 
 MAX_STEPS_ENV = "KERASVIZ_MAX_STEPS"
 
@@ -529,3 +532,351 @@ class ActivationMaximization:
                 noise = rng.normal(0, 0.1, (h, w, c))
                 out.append(np.clip(mid + span * noise, *self.value_range))
         return np.asarray(out, np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# What units respond to in real data: top patches on exact receptive fields (Zeiler & Fergus)
+# --------------------------------------------------------------------------------------------
+
+RULES = ("deconvnet", "guided")
+
+
+@dataclass
+class TopPatches:
+    """The strongest activations of some units of a layer over a data set, with their patches.
+
+    Entries are sorted by value, strongest first. Arrays are unit-major: entry ``[u, j]`` is the
+    ``j``-th strongest activation of unit ``units[u]``.
+
+    Attributes:
+        layer: the layer's path.
+        units: int64 ``(U,)`` the channels.
+        indices: int64 ``(U, k)`` position of the image in the data (0-based, in data order).
+        positions: int64 ``(U, k, 2)`` ``(row, col)`` of the activation in the layer's map.
+        values: float32 ``(U, k)`` the activations.
+        patches: float32 ``(U, k, fh, fw, C)`` the activations' receptive fields cut from their
+            images (`kerasviz.inspect._fields.ReceptiveField.crops`); a border field is padded
+            with ``fill`` where it leaves the image.
+        valid: bool ``(U, k, fh, fw)``: ``True`` on the pixels inside the image (the clipped
+            window), ``False`` on the padding.
+        boxes: int64 ``(U, k, 4)`` ``(top, left, height, width)`` of the clipped window in the
+            image.
+        field: the layer's `ReceptiveField`.
+        images_seen: how many images the data had.
+        projections: float32 ``(U, k, fh, fw, C)`` the deconvnet (or guided backprop) projection
+            of each activation onto its patch (`project_patches`), or ``None``.
+        rule: the projection's rule, or ``None``.
+    """
+
+    layer: str
+    units: np.ndarray
+    indices: np.ndarray
+    positions: np.ndarray
+    values: np.ndarray
+    patches: np.ndarray
+    valid: np.ndarray
+    boxes: np.ndarray
+    field: Any
+    images_seen: int
+    projections: np.ndarray | None = None
+    rule: str | None = None
+
+
+def _spatial_output(model, layer) -> tuple[str, Any, Any]:
+    """``(path, layer object, view)`` of a layer whose output is a spatial map; ``view`` is a
+    Functional model from the input to that output."""
+    target = inspect.find_layer(model, layer)
+    path = layer if isinstance(layer, str) else inspect.layer_path(model, target)
+    sub = inspect.submodel(model, [target])
+    shape = tuple(sub.outputs[0].shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"Expected `layer` with a spatial (N, h, w, C) output. Received: layer={path!r} "
+            f"with output shape {shape}"
+        )
+    view = inspect.graph_model(sub.inputs[0], sub.outputs[0], f"{model.name}_top", owner=model)
+    return path, target, view
+
+
+def _check_units(units, channels: int, path: str) -> np.ndarray:
+    if units is None:
+        return np.arange(channels, dtype=np.int64)
+    values = np.atleast_1d(np.asarray(units))
+    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(
+            f"Expected `units` to be an int, a sequence of ints or None. Received: units={units!r}"
+        )
+    bad = values[(values < 0) | (values >= channels)]
+    if bad.size:
+        raise ValueError(
+            f"Expected `units` in [0, {channels - 1}] (layer {path!r} has {channels} "
+            f"channels). Received: units={units!r}"
+        )
+    return values.astype(np.int64)
+
+
+def _image_batches(model, data, batch_size: int):
+    """Yield float32 ``(B, H, W, C)`` batches of an array or a ``tf.data.Dataset`` (elements
+    images or ``(images, ...)`` tuples, batched or not), each checked against the model."""
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(
+                "`data` is an infinite tf.data.Dataset (a `.repeat()` without count?); take a "
+                "finite part with `.take(n)`."
+            )
+        spec = data.element_spec
+        if isinstance(spec, tuple) and spec and isinstance(spec[0], tf.TensorSpec):
+            data, spec = data.map(lambda *parts: parts[0]), spec[0]
+        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank not in (3, 4):
+            raise TypeError(
+                "Expected a tf.data.Dataset whose elements are images (H, W, C), batches "
+                f"(N, H, W, C) or tuples starting with them. Received: element_spec={spec}"
+            )
+        if spec.shape.rank == 3:
+            data = data.batch(batch_size)
+        for batch in data.prefetch(1):
+            yield inspect.check_inputs(model, batch.numpy(), name="data")[0]
+        return
+    if isinstance(data, str | bytes | dict):
+        raise TypeError(
+            "Expected `data` to be images (N, H, W, C) or a tf.data.Dataset. "
+            f"Received: data of type {type(data).__name__}"
+        )
+    arr = np.asarray(data)
+    if arr.ndim == 4 and arr.shape[0] == 0:
+        return
+    for start in range(0, arr.shape[0] if arr.ndim == 4 else 1, batch_size):
+        chunk = arr[start : start + batch_size] if arr.ndim == 4 else arr
+        yield inspect.check_inputs(model, chunk, name="data")[0]
+
+
+def _top_step(view, units: np.ndarray, per_image: int):
+    """Compiled ``images -> (values, flat positions)`` ``(B, U, per_image)``: the strongest
+    activations of each unit in each image, computed next to the forward pass."""
+    tf = _compute.tf()
+    chosen = tf.constant(units, tf.int32)
+    every = len(units) == view.outputs[0].shape[-1] and np.array_equal(units, np.arange(len(units)))
+
+    @tf.function(input_signature=[tf.TensorSpec(view.inputs[0].shape, tf.float32)])
+    def step(x):
+        maps = view(x, training=False)  # (B, h, w, C)
+        if not every:
+            maps = tf.gather(maps, chosen, axis=-1)  # (B, h, w, U)
+        shape = tf.shape(maps)
+        flat = tf.reshape(tf.transpose(maps, (0, 3, 1, 2)), (shape[0], shape[3], -1))  # (B,U,hw)
+        if per_image == 1:
+            return tf.reduce_max(flat, -1)[..., None], tf.argmax(flat, -1, tf.int32)[..., None]
+        top = tf.math.top_k(flat, k=per_image, sorted=True)
+        return top.values, top.indices
+
+    return step
+
+
+def top_patches(
+    model,
+    layer,
+    data,
+    units=None,
+    k: int = 9,
+    batch_size: int = 64,
+    distinct_images: bool = True,
+    fill: float = 0.0,
+    projection: str | None = None,
+    progress: bool = False,
+) -> TopPatches:
+    """The ``k`` strongest activations of each unit over a data set, cut out on their receptive
+    fields: Zeiler and Fergus's top-9 patches (ECCV 2014, Fig. 2).
+
+    ``data`` is read once, batch by batch, through one compiled pass up to ``layer`` whose graph
+    also finds each image's strongest positions per unit, so only ``(B, U)`` numbers per batch
+    come back. A running top-k per unit keeps the best entries and the patches of those entries
+    (cut when they enter): memory depends on ``U * k`` and the patch size, not on the data size,
+    and a ``tf.data.Dataset`` is never read twice. Ties keep the earlier image.
+
+    Each patch is the exact receptive field of its position (`kerasviz.inspect._fields
+    .receptive_field`): all patches of a layer have the field's full size ``(fh, fw)``; a field
+    that leaves the image is padded with ``fill`` and marked in ``valid``.
+
+    Args:
+        model: a Keras image model (Functional, Sequential or nested).
+        layer: a layer reference with a spatial output ``(N, h, w, C)``.
+        data: images ``(N, H, W, C)`` (or one ``(H, W, C)``) in the model's range, or a
+            ``tf.data.Dataset`` of images, of batches of them, or of tuples starting with them
+            (``(images, labels)``).
+        units: an int, a sequence of channel indices, or ``None`` for every channel.
+        k: entries per unit (fewer when the data has fewer).
+        batch_size: images per compiled pass (a dataset of single images is batched by it;
+            a batched dataset keeps its batches).
+        distinct_images: ``True`` (the paper's figure): at most one entry per image and unit,
+            at the image's strongest position; ``False``: the ``k`` strongest positions
+            anywhere, several possibly from one image.
+        fill: the value of the padding of border patches.
+        projection: ``None``, ``"deconvnet"`` or ``"guided"``: also project each entry onto its
+            patch (`project_patches`).
+        progress: show a progress line.
+
+    Returns:
+        A `TopPatches`.
+
+    Raises:
+        ValueError: a layer whose output is not spatial or whose receptive field is unknown;
+            ``units`` out of range; ``k`` < 1; empty or infinite ``data``; images of the wrong
+            shape.
+        KeyError: an unknown layer.
+        TypeError: ``data`` or ``units`` of another type.
+
+    >>> top = top_patches(model, "conv2", images, units=[0, 5], k=9)
+    >>> top.patches.shape  # 2 units x 9 entries x a 7 x 7 receptive field of RGB pixels
+    (2, 9, 7, 7, 3)
+    """
+    k = _checks.check_positive_int(k, "k")
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
+    if projection is not None:
+        projection = _checks.check_choice(projection, "projection", RULES)
+    path, target, view = _spatial_output(model, layer)
+    height, width, channels = view.outputs[0].shape[1:]
+    chosen = _check_units(units, channels, path)
+    field = _fields.receptive_field(model, target)
+    per_image = 1 if distinct_images else min(k, height * width)
+    step = _top_step(view, chosen, per_image)
+    fh, fw = field.size
+    n_units = len(chosen)
+    values = np.full((n_units, k), -np.inf, np.float32)
+    indices = np.full((n_units, k), -1, np.int64)
+    flat = np.zeros((n_units, k), np.int64)
+    patches = None
+    valid = np.zeros((n_units, k, fh, fw), bool)
+    seen = 0
+    bar = _progress.Progress(None, label="top patches", enabled=progress)
+    for batch in _image_batches(model, data, batch_size):
+        got, where = step(batch)
+        got, where = np.asarray(got), np.asarray(where)  # (B, U, per_image)
+        count = batch.shape[0]
+        if patches is None:
+            patches = np.full((n_units, k, fh, fw, batch.shape[-1]), fill, np.float32)
+        # candidates: the running entries first (ties keep the earlier image), then the batch's
+        cand_values = np.concatenate(
+            [values, got.transpose(1, 0, 2).reshape(n_units, -1)], axis=1
+        )  # (U, k + B * per_image)
+        order = np.argsort(-cand_values, axis=1, kind="stable")[:, :k]  # (U, k)
+        new_values = np.take_along_axis(cand_values, order, axis=1)
+        fresh = order >= k  # entries that come from this batch
+        source = np.clip(order - k, 0, None)
+        image = source // per_image  # (U, k) index in the batch
+        slot = source % per_image
+        old = np.clip(order, 0, k - 1)
+        new_indices = np.where(fresh, seen + image, np.take_along_axis(indices, old, 1))
+        unit_axis = np.arange(n_units)[:, None]
+        new_flat = np.where(
+            fresh,
+            where.transpose(1, 0, 2)[unit_axis, image, slot],
+            np.take_along_axis(flat, old, 1),
+        )
+        patches = np.where(fresh[..., None, None, None], 0.0, patches[unit_axis, old])
+        valid = np.where(fresh[..., None, None], False, valid[unit_axis, old])
+        us, js = np.nonzero(fresh & np.isfinite(new_values))
+        if len(us):
+            rows, cols = np.divmod(new_flat[us, js], width)
+            cut, inside = field.crops(batch, rows, cols, fill=fill, index=image[us, js])
+            patches[us, js], valid[us, js] = cut, inside
+        patches[~np.isfinite(new_values)] = fill
+        values, indices, flat = new_values, new_indices, new_flat
+        seen += count
+        bar.update(seen)
+    bar.update(seen, finalize=True)
+    if seen == 0:
+        raise ValueError("`data` is empty: expected at least one image.")
+    keep = min(k, seen * per_image)
+    rows, cols = np.divmod(flat[:, :keep], width)
+    boxes = np.stack(
+        [
+            field.rows[rows, 0],
+            field.cols[cols, 0],
+            field.rows[rows, 1] - field.rows[rows, 0],
+            field.cols[cols, 1] - field.cols[cols, 0],
+        ],
+        axis=-1,
+    )
+    result = TopPatches(
+        layer=path,
+        units=chosen,
+        indices=indices[:, :keep],
+        positions=np.stack([rows, cols], axis=-1),
+        values=values[:, :keep],
+        patches=patches[:, :keep],
+        valid=valid[:, :keep],
+        boxes=boxes,
+        field=field,
+        images_seen=seen,
+    )
+    if projection is not None:
+        result.projections = project_patches(model, result, rule=projection, batch_size=batch_size)
+        result.rule = projection
+    return result
+
+
+def project_patches(model, top: TopPatches, rule: str = "deconvnet", batch_size: int = 64):
+    """The deconvnet (or guided backprop) projection of each top activation onto its patch.
+
+    Zeiler and Fergus project one activation back to pixel space: the gradient of that single
+    activation, with every ReLU passing only positive signal back (``"deconvnet"``; the rewired
+    graph of `kerasviz.attribution.Deconvnet`, `kerasviz.inspect.relu_rule_model`) or only
+    positive signal at units that were on (``"guided"``). An activation depends only on the
+    pixels of its receptive field, so the projection is computed on the patch itself, placed at
+    its place in an otherwise empty image: the result equals the projection computed on the
+    whole image, restricted to the patch, and the images need not be read again.
+
+    Args:
+        model: the model `top_patches` ran on.
+        top: a `TopPatches`.
+        rule: ``"deconvnet"`` or ``"guided"``.
+        batch_size: entries per gradient step.
+
+    Returns:
+        float32 ``(U, k, fh, fw, C)`` like ``top.patches`` (0 on the padding).
+
+    >>> project_patches(model, top_patches(model, "conv2", images, units=[0, 5])).shape
+    (2, 9, 7, 7, 3)
+    """
+    rule = _checks.check_choice(rule, "rule", RULES)
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
+    tf = _compute.tf()
+    rules = inspect.relu_rule_model(model, rule, layer=top.layer)
+    rules.refresh()
+    network = rules.network
+    field = top.field
+    height, width = field.input_size
+    n_units, k = top.values.shape
+    fh, fw = field.size
+    channels = top.patches.shape[-1]
+    # place each patch in an empty image: (U * k, H, W, C) built per chunk
+    entries = [(u, j) for u in range(n_units) for j in range(k)]
+
+    @tf.function(reduce_retracing=True)
+    def step(x, where, unit):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            maps = network(x, training=False)  # (B, h, w, C_all)
+            index = tf.concat([tf.range(tf.shape(x)[0])[:, None], where, unit[:, None]], 1)
+            total = tf.reduce_sum(tf.gather_nd(maps, index))  # sum of B independent entries
+        return tape.gradient(total, x)
+
+    out = np.zeros((n_units, k, fh, fw, channels), np.float32)
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start : start + batch_size]
+        canvas = np.zeros((len(chunk), height, width, channels), np.float32)
+        where = np.zeros((len(chunk), 2), np.int32)
+        unit = np.zeros(len(chunk), np.int32)
+        for i, (u, j) in enumerate(chunk):
+            r, c = top.positions[u, j]
+            (t0, _), (l0, _) = field.full_rows[r], field.full_cols[c]
+            (r0, r1), (c0, c1) = field.rows[r], field.cols[c]
+            canvas[i, r0:r1, c0:c1] = top.patches[u, j, r0 - t0 : r1 - t0, c0 - l0 : c1 - l0]
+            where[i], unit[i] = (r, c), top.units[u]
+        grads = np.asarray(step(tf.constant(canvas), tf.constant(where), tf.constant(unit)))
+        cut, inside = field.crops(grads, where[:, 0], where[:, 1], fill=0.0)
+        for i, (u, j) in enumerate(chunk):
+            out[u, j] = np.where(inside[i, ..., None], cut[i], 0.0)
+    return out

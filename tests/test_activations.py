@@ -298,3 +298,145 @@ def test_plots(functional_model, tmp_path):
         plot.maximization_gallery(np.repeat(x, 3, axis=0), ["a"])
     with pytest.raises(ValueError, match="channels"):
         plot.activation_grid(maps, channels=[9])
+
+
+# ------------------------------------------------------------------ top patches (Zeiler & Fergus)
+
+
+def _pixel_model(keras, padding):
+    """Unit 0 reads the pixel under its centre (weight 1), unit 1 the same pixel negated."""
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(2, 3, padding=padding, use_bias=False, name="pixel")
+    x = conv(inputs)
+    kernel = np.zeros((3, 3, 1, 2), np.float32)
+    kernel[1, 1, 0] = [1.0, -1.0]
+    conv.set_weights([kernel])
+    return keras.Model(inputs, keras.layers.Flatten()(x))
+
+
+def _naive_top(images, unit_sign, k, distinct, border):
+    """The k brightest (or darkest) reachable pixels, by brute force over the whole set."""
+    x = unit_sign * images[..., 0]
+    if border == "valid":
+        x = x[:, 1:-1, 1:-1]
+    n, h, w = x.shape
+    if distinct:
+        flat = x.reshape(n, -1)
+        best = flat.argmax(axis=1)
+        order = np.argsort(-flat.max(axis=1), kind="stable")[:k]
+        return order, np.stack(np.divmod(best[order], w), axis=-1), flat.max(axis=1)[order]
+    flat = x.ravel()
+    order = np.argsort(-flat, kind="stable")[:k]
+    image, rest = np.divmod(order, h * w)
+    return image, np.stack(np.divmod(rest, w), axis=-1), flat[order]
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("distinct", [True, False])
+def test_one_pixel_unit_gets_the_brightest_pixels_on_its_field(keras, padding, distinct):
+    model = _pixel_model(keras, padding)
+    images = _images((8, 8, 1), n=20, seed=3)
+    images[4, 0, 0, 0] = 2.0  # a corner maximum: a clipped field under "same"
+    top = ka.top_patches(
+        model, "pixel", images, k=5, batch_size=6, distinct_images=distinct, fill=-9
+    )
+    assert top.patches.shape == (2, 5, 3, 3, 1) and top.units.tolist() == [0, 1]
+    shift = 1 if padding == "valid" else 0
+    for u, sign in enumerate((1.0, -1.0)):
+        index, where, value = _naive_top(images, sign, 5, distinct, padding)
+        np.testing.assert_array_equal(top.indices[u], index)
+        np.testing.assert_array_equal(top.positions[u], where)
+        np.testing.assert_allclose(top.values[u], value, rtol=1e-6)
+        for j in range(5):
+            r, c = where[j] + shift  # the pixel in the image
+            padded = np.pad(images[index[j], ..., 0], 1, constant_values=-9)
+            np.testing.assert_array_equal(top.patches[u, j, ..., 0], padded[r : r + 3, c : c + 3])
+            np.testing.assert_array_equal(top.valid[u, j], padded[r : r + 3, c : c + 3] != -9)
+            top_, left, h, w = top.boxes[u, j]
+            assert (top_, left) == (max(r - 1, 0), max(c - 1, 0)) and h * w == top.valid[u, j].sum()
+    if padding == "same":
+        assert top.indices[0, 0] == 4 and not top.valid[0, 0, 0].any()
+
+
+def test_batch_sizes_and_datasets_agree(keras, functional_model):
+    import tensorflow as tf
+
+    images = _images((16, 16, 3), n=11, seed=4)
+    want = ka.top_patches(functional_model, "conv2", images, units=[1, 3], k=4, batch_size=11)
+    for data, batch_size in (
+        (images, 1),
+        (images, 4),
+        (tf.data.Dataset.from_tensor_slices(images), 3),
+        (tf.data.Dataset.from_tensor_slices((images, np.arange(11))).batch(5), 64),
+    ):
+        got = ka.top_patches(
+            functional_model, "conv2", data, units=[1, 3], k=4, batch_size=batch_size
+        )
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.positions, want.positions)
+        np.testing.assert_allclose(got.values, want.values, rtol=1e-5)
+        np.testing.assert_array_equal(got.patches, want.patches)
+    assert want.images_seen == 11
+    few = ka.top_patches(functional_model, "conv2", images[:2], units=0, k=9)
+    assert few.values.shape == (1, 2)  # fewer images than k
+
+
+def test_projections_equal_the_deconvnet_on_the_whole_image(keras, functional_model):
+    from kerasviz.attribution import Deconvnet, GuidedBackprop
+
+    images = _images((16, 16, 3), n=6, seed=5)
+    top = ka.top_patches(
+        functional_model, "conv2", images, units=[0, 2], k=3, projection="deconvnet"
+    )
+    assert top.projections.shape == top.patches.shape and top.rule == "deconvnet"
+    for rule, cls in (("deconvnet", Deconvnet), ("guided", GuidedBackprop)):
+        mine = ka.project_patches(functional_model, top, rule=rule)
+        explainer = cls(functional_model, layer="conv2")
+        for u, unit in enumerate(top.units):
+            grads = explainer.gradients(images[top.indices[u]], targets=int(unit))  # (k, H, W, C)
+            want, inside = top.field.crops(grads, top.positions[u, :, 0], top.positions[u, :, 1])
+            want = np.where(inside[..., None], want, 0.0)
+            assert np.abs(want).max() > 0
+            np.testing.assert_allclose(mine[u], want, rtol=1e-4, atol=1e-6)
+
+
+def test_memory_is_flat_in_the_data_size(keras, functional_model):
+    import tracemalloc
+
+    import tensorflow as tf
+
+    def data(n):
+        return tf.data.Dataset.range(n).map(
+            lambda i: tf.random.stateless_uniform((16, 16, 3), tf.stack([i, i]))
+        )
+
+    ka.top_patches(functional_model, "conv2", data(8), k=9, batch_size=16)  # trace, warm up
+    peaks = []
+    for n in (32, 512):
+        tracemalloc.start()
+        top = ka.top_patches(functional_model, "conv2", data(n), k=9, batch_size=16)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert top.images_seen == n
+    kept_maps = 480 * 8 * 8 * 6 * 4  # bytes of the extra images' conv2 maps (8 x 8 x 6)
+    assert peaks[1] - peaks[0] < kept_maps / 10, peaks
+
+
+def test_top_patches_bad_input(keras, functional_model):
+    import tensorflow as tf
+
+    images = _images((16, 16, 3), n=2)
+    with pytest.raises(ValueError, match="spatial"):
+        ka.top_patches(functional_model, -1, images)
+    with pytest.raises(ValueError, match="units"):
+        ka.top_patches(functional_model, "conv2", images, units=[0, 99])
+    with pytest.raises(ValueError, match="`k`"):
+        ka.top_patches(functional_model, "conv2", images, k=0)
+    with pytest.raises(ValueError, match="empty"):
+        ka.top_patches(functional_model, "conv2", images[:0])
+    with pytest.raises(ValueError, match="empty"):
+        ka.top_patches(functional_model, "conv2", tf.data.Dataset.from_tensor_slices(images[:0]))
+    with pytest.raises(ValueError, match="projection"):
+        ka.top_patches(functional_model, "conv2", images, projection="gradcam")
+    with pytest.raises(ValueError, match="data"):
+        ka.top_patches(functional_model, "conv2", images[..., :1])

@@ -445,32 +445,38 @@ class ReceptiveField:
         return int(r0), int(c0), int(max(r1 - r0, 0)), int(max(c1 - c0, 0))
 
     def crops(
-        self, images: np.ndarray, rows, cols, fill: float = 0.0
+        self, images: np.ndarray, rows, cols, fill: float = 0.0, index=None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Crops of the full windows of positions ``(rows[i], cols[i])`` of ``images[i]``.
+        """Crops of the full windows of output positions ``(rows[i], cols[i])``.
 
         Args:
-            images: ``(K, H, W, C)`` one image per crop.
+            images: ``(N, H, W, C)`` images.
             rows, cols: ``(K,)`` output positions.
             fill: the value of the padded part of border crops.
+            index: ``(K,)`` the image of each crop; ``None``: crop ``i`` is cut from
+                ``images[i]``.
 
         Returns:
             ``(patches, valid)``: float32 ``(K, fh, fw, C)`` crops of `size` and bool
             ``(K, fh, fw)``, ``True`` on pixels of the clipped window (inside the image and
             reaching the position), ``False`` on padding.
+
+        >>> patches, valid = receptive_field(model, "conv2").crops(images, [0, 4], [0, 4])
+        >>> patches.shape, valid[0].sum()  # a 5 x 5 field, the first one clipped to 3 x 3
+        ((2, 5, 5, 3), 9)
         """
-        images = np.asarray(images)
         rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        index = np.arange(len(rows)) if index is None else np.asarray(index, np.int64)
         fh, fw = self.size
         count, channels = len(rows), images.shape[-1]
         patches = np.full((count, fh, fw, channels), fill, np.float32)
         valid = np.zeros((count, fh, fw), bool)
-        for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        for i, (n, r, c) in enumerate(zip(index, rows, cols, strict=True)):
             (t0, _), (l0, _) = self.full_rows[r], self.full_cols[c]
             (r0, r1), (c0, c1) = self.rows[r], self.cols[c]
             if r1 <= r0 or c1 <= c0:
                 continue
-            patches[i, r0 - t0 : r1 - t0, c0 - l0 : c1 - l0] = images[i, r0:r1, c0:c1]
+            patches[i, r0 - t0 : r1 - t0, c0 - l0 : c1 - l0] = images[n, r0:r1, c0:c1]
             valid[i, r0 - t0 : r1 - t0, c0 - l0 : c1 - l0] = True
         return patches, valid
 
