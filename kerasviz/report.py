@@ -485,6 +485,11 @@ def build_report(
                     "model": model_ref or keras_model.name,
                     "images": [str(f) for f in files],
                     "methods": list(methods),
+                    "input": {
+                        "preprocessing": prep.to_dict(),
+                        "resize": reading["resize"],
+                        "size": list(batch.shape[1:3]),
+                    },
                     "seconds": round(total, 2),
                     "timings": {k: round(v, 3) for k, v in page.timings.items()},
                 },

@@ -196,3 +196,32 @@ def test_report_of_a_model_object(tmp_path, shipped, capsys, monkeypatch):
         report.build_report(object(), images="saved_models/samples/shapes", out=tmp_path / "r2")
     with pytest.raises(ValueError, match="no shipped samples"):
         report.build_report(model, out=tmp_path / "r3", progress=False)
+
+
+def test_any_size_model_with_caffe_inputs(tmp_path):
+    """An Input((None, None, 3)) model: images read at `size` (else a clear error), padded,
+    caffe-preprocessed, and drawn as RGB again."""
+    import keras
+
+    from kerasviz._preprocess import Preprocessing
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x), name="open")
+    kwargs = {"images": "saved_models/samples/shapes", "methods": (), "progress": False}
+    with pytest.raises(ValueError, match="size="):
+        report.build_report(model, out=tmp_path / "r0", **kwargs)
+    index = report.build_report(
+        model,
+        out=tmp_path / "r",
+        preprocessing=Preprocessing("caffe"),
+        resize="pad",
+        size=(24, 16),
+        layers=["conv"],
+        **kwargs,
+    )
+    meta = json.loads((index.parent / "report.json").read_text())
+    assert meta["input"] == {"preprocessing": {"mode": "caffe"}, "resize": "pad", "size": [24, 16]}
+    assert '<section id="activations">' in index.read_text()
