@@ -135,7 +135,7 @@ def geometry(resize: str, original: tuple[int, int], size: tuple[int, int]) -> G
     if resize == "crop":
         s = max(h / oh, w / ow)  # the shorter side fits
         top, left = (oh * s - h) / 2 / s, (ow * s - w) / 2 / s
-        box = (top, left, top + h / s, left + w / s)
+        box = tuple(round(v, 6) for v in (top, left, top + h / s, left + w / s))
         return Geometry((oh, ow), (h, w), resize, box, (0, 0, h, w))
     s = min(h / oh, w / ow)  # the longer side fits
     rh, rw = max(1, min(h, round(oh * s))), max(1, min(w, round(ow * s)))
