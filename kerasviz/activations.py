@@ -665,13 +665,136 @@ def _top_step(view, units: np.ndarray, per_image: int):
         if not every:
             maps = tf.gather(maps, chosen, axis=-1)  # (B, h, w, U)
         shape = tf.shape(maps)
-        flat = tf.reshape(tf.transpose(maps, (0, 3, 1, 2)), (shape[0], shape[3], -1))  # (B,U,hw)
         if per_image == 1:
-            return tf.reduce_max(flat, -1)[..., None], tf.argmax(flat, -1, tf.int32)[..., None]
+            flat = tf.reshape(maps, (shape[0], -1, shape[3]))  # (B, h*w, U), no copy
+            return tf.reduce_max(flat, 1)[..., None], tf.argmax(flat, 1, tf.int32)[..., None]
+        flat = tf.reshape(tf.transpose(maps, (0, 3, 1, 2)), (shape[0], shape[3], -1))  # (B,U,hw)
         top = tf.math.top_k(flat, k=per_image, sorted=True)
         return top.values, top.indices
 
     return step
+
+
+class TopPatchFinder:
+    """Finds the top activations of units of one layer in data sets; built once, called often.
+
+    The compiled pass and the receptive field are made once in ``__init__``; every `find` streams
+    its data through them (see `top_patches`, the one-off form, for what is computed).
+
+    Args:
+        model, layer, units, k, batch_size, distinct_images, fill: as `top_patches`.
+
+    Attributes:
+        layer: the layer's path.
+        units: int64 ``(U,)`` the channels.
+        field: the layer's `kerasviz.inspect._fields.ReceptiveField`.
+
+    >>> finder = TopPatchFinder(model, "conv2", units=[0, 5], k=9)
+    >>> finder.find(images).values.shape
+    (2, 9)
+    """
+
+    def __init__(
+        self,
+        model,
+        layer,
+        units=None,
+        k: int = 9,
+        batch_size: int = 64,
+        distinct_images: bool = True,
+        fill: float = 0.0,
+    ):
+        self.model = model
+        self.k = _checks.check_positive_int(k, "k")
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        self.fill = float(fill)
+        self.layer, target, view = _spatial_output(model, layer)
+        self.size = tuple(view.outputs[0].shape[1:3])
+        self.units = _check_units(units, view.outputs[0].shape[-1], self.layer)
+        self.field = _fields.receptive_field(model, target)
+        self.per_image = 1 if distinct_images else min(self.k, self.size[0] * self.size[1])
+        self._step = _top_step(view, self.units, self.per_image)
+
+    def find(self, data, projection: str | None = None, progress: bool = False) -> TopPatches:
+        """The top activations of ``data`` (see `top_patches`)."""
+        if projection is not None:
+            projection = _checks.check_choice(projection, "projection", RULES)
+        k, per_image, fill = self.k, self.per_image, self.fill
+        fh, fw = self.field.size
+        n_units = len(self.units)
+        width = self.size[1]
+        # k slots per unit, unordered while streaming; sorted at the end
+        values = np.full((n_units, k), -np.inf, np.float32)
+        indices = np.full((n_units, k), -1, np.int64)
+        flat = np.zeros((n_units, k), np.int64)
+        patches = None
+        valid = np.zeros((n_units, k, fh, fw), bool)
+        unit_axis = np.arange(n_units)[:, None]
+        seen = 0
+        bar = _progress.Progress(None, label="top patches", enabled=progress)
+        for batch in _image_batches(self.model, data, self.batch_size):
+            got, where = self._step(batch)
+            got = np.asarray(got).transpose(1, 0, 2).reshape(n_units, -1)  # (U, B * per_image)
+            where = np.asarray(where).transpose(1, 0, 2).reshape(n_units, -1)
+            if patches is None:
+                patches = np.full((n_units, k, fh, fw, batch.shape[-1]), fill, np.float32)
+            # candidates: the slots first (ties keep the earlier image), then the batch's entries
+            order = np.argsort(-np.concatenate([values, got], 1), axis=1, kind="stable")[:, :k]
+            entering = np.sort(np.where(order >= k, order - k, np.iinfo(np.int64).max), axis=1)
+            kept = np.zeros((n_units, k), bool)
+            ku, kj = np.nonzero(order < k)
+            kept[ku, order[ku, kj]] = True
+            freed = np.argsort(kept, axis=1, kind="stable")  # free slots first, per unit
+            count = (order >= k).sum(axis=1)  # entries entering, = slots freed, per unit
+            us, js = np.nonzero(np.arange(k)[None, :] < count[:, None])
+            if len(us):
+                source = entering[us, js]  # index into the batch's candidates
+                slot = freed[us, js]
+                values[us, slot] = got[us, source]
+                indices[us, slot] = seen + source // per_image
+                flat[us, slot] = where[us, source]
+                rows, cols = np.divmod(flat[us, slot], width)
+                cut, inside = self.field.crops(
+                    batch, rows, cols, fill=fill, index=source // per_image
+                )
+                patches[us, slot], valid[us, slot] = cut, inside
+            seen += batch.shape[0]
+            bar.update(seen)
+        bar.update(seen, finalize=True)
+        if seen == 0:
+            raise ValueError("`data` is empty: expected at least one image.")
+        keep = min(k, seen * per_image)
+        order = np.lexsort((indices, -values), axis=1)[:, :keep]  # by value, then image
+        values, indices, flat = (np.take_along_axis(a, order, 1) for a in (values, indices, flat))
+        rows, cols = np.divmod(flat, width)
+        field = self.field
+        boxes = np.stack(
+            [
+                field.rows[rows, 0],
+                field.cols[cols, 0],
+                field.rows[rows, 1] - field.rows[rows, 0],
+                field.cols[cols, 1] - field.cols[cols, 0],
+            ],
+            axis=-1,
+        )
+        result = TopPatches(
+            layer=self.layer,
+            units=self.units,
+            indices=indices,
+            positions=np.stack([rows, cols], axis=-1),
+            values=values,
+            patches=patches[unit_axis, order],
+            valid=valid[unit_axis, order],
+            boxes=boxes,
+            field=field,
+            images_seen=seen,
+        )
+        if projection is not None:
+            result.projections = project_patches(
+                self.model, result, rule=projection, batch_size=self.batch_size
+            )
+            result.rule = projection
+        return result
 
 
 def top_patches(
@@ -693,7 +816,8 @@ def top_patches(
     also finds each image's strongest positions per unit, so only ``(B, U)`` numbers per batch
     come back. A running top-k per unit keeps the best entries and the patches of those entries
     (cut when they enter): memory depends on ``U * k`` and the patch size, not on the data size,
-    and a ``tf.data.Dataset`` is never read twice. Ties keep the earlier image.
+    and a ``tf.data.Dataset`` is never read twice. Ties keep the earlier image. To search
+    several data sets with one compiled pass, build a `TopPatchFinder` once.
 
     Each patch is the exact receptive field of its position (`kerasviz.inspect._fields
     .receptive_field`): all patches of a layer have the field's full size ``(fh, fw)``; a field
@@ -731,90 +855,18 @@ def top_patches(
     >>> top.patches.shape  # 2 units x 9 entries x a 7 x 7 receptive field of RGB pixels
     (2, 9, 7, 7, 3)
     """
-    k = _checks.check_positive_int(k, "k")
-    batch_size = _checks.check_positive_int(batch_size, "batch_size")
     if projection is not None:
         projection = _checks.check_choice(projection, "projection", RULES)
-    path, target, view = _spatial_output(model, layer)
-    height, width, channels = view.outputs[0].shape[1:]
-    chosen = _check_units(units, channels, path)
-    field = _fields.receptive_field(model, target)
-    per_image = 1 if distinct_images else min(k, height * width)
-    step = _top_step(view, chosen, per_image)
-    fh, fw = field.size
-    n_units = len(chosen)
-    values = np.full((n_units, k), -np.inf, np.float32)
-    indices = np.full((n_units, k), -1, np.int64)
-    flat = np.zeros((n_units, k), np.int64)
-    patches = None
-    valid = np.zeros((n_units, k, fh, fw), bool)
-    seen = 0
-    bar = _progress.Progress(None, label="top patches", enabled=progress)
-    for batch in _image_batches(model, data, batch_size):
-        got, where = step(batch)
-        got, where = np.asarray(got), np.asarray(where)  # (B, U, per_image)
-        count = batch.shape[0]
-        if patches is None:
-            patches = np.full((n_units, k, fh, fw, batch.shape[-1]), fill, np.float32)
-        # candidates: the running entries first (ties keep the earlier image), then the batch's
-        cand_values = np.concatenate(
-            [values, got.transpose(1, 0, 2).reshape(n_units, -1)], axis=1
-        )  # (U, k + B * per_image)
-        order = np.argsort(-cand_values, axis=1, kind="stable")[:, :k]  # (U, k)
-        new_values = np.take_along_axis(cand_values, order, axis=1)
-        fresh = order >= k  # entries that come from this batch
-        source = np.clip(order - k, 0, None)
-        image = source // per_image  # (U, k) index in the batch
-        slot = source % per_image
-        old = np.clip(order, 0, k - 1)
-        new_indices = np.where(fresh, seen + image, np.take_along_axis(indices, old, 1))
-        unit_axis = np.arange(n_units)[:, None]
-        new_flat = np.where(
-            fresh,
-            where.transpose(1, 0, 2)[unit_axis, image, slot],
-            np.take_along_axis(flat, old, 1),
-        )
-        patches = np.where(fresh[..., None, None, None], 0.0, patches[unit_axis, old])
-        valid = np.where(fresh[..., None, None], False, valid[unit_axis, old])
-        us, js = np.nonzero(fresh & np.isfinite(new_values))
-        if len(us):
-            rows, cols = np.divmod(new_flat[us, js], width)
-            cut, inside = field.crops(batch, rows, cols, fill=fill, index=image[us, js])
-            patches[us, js], valid[us, js] = cut, inside
-        patches[~np.isfinite(new_values)] = fill
-        values, indices, flat = new_values, new_indices, new_flat
-        seen += count
-        bar.update(seen)
-    bar.update(seen, finalize=True)
-    if seen == 0:
-        raise ValueError("`data` is empty: expected at least one image.")
-    keep = min(k, seen * per_image)
-    rows, cols = np.divmod(flat[:, :keep], width)
-    boxes = np.stack(
-        [
-            field.rows[rows, 0],
-            field.cols[cols, 0],
-            field.rows[rows, 1] - field.rows[rows, 0],
-            field.cols[cols, 1] - field.cols[cols, 0],
-        ],
-        axis=-1,
+    finder = TopPatchFinder(
+        model,
+        layer,
+        units=units,
+        k=k,
+        batch_size=batch_size,
+        distinct_images=distinct_images,
+        fill=fill,
     )
-    result = TopPatches(
-        layer=path,
-        units=chosen,
-        indices=indices[:, :keep],
-        positions=np.stack([rows, cols], axis=-1),
-        values=values[:, :keep],
-        patches=patches[:, :keep],
-        valid=valid[:, :keep],
-        boxes=boxes,
-        field=field,
-        images_seen=seen,
-    )
-    if projection is not None:
-        result.projections = project_patches(model, result, rule=projection, batch_size=batch_size)
-        result.rule = projection
-    return result
+    return finder.find(data, projection=projection, progress=progress)
 
 
 def project_patches(model, top: TopPatches, rule: str = "deconvnet", batch_size: int = 64):
