@@ -32,7 +32,8 @@ class Explanation:
     Attributes:
         explanations: float32 ``(N, H, W)`` maps, higher = more important for the target.
         targets: int32 ``(N,)`` the classes explained (resolved top classes for ``None``), or the
-            channels for a unit projection (`GuidedBackprop` with ``layer=``).
+            channels for a unit projection (`GuidedBackprop` with ``layer=``) or a unit's
+            occlusion (`Occlusion` with ``layer=``).
         method: the registry name of the method (``"occlusion"``, ``"gradcam"``...).
         grid: the raw grid before it was spread over the pixels: occlusion's ``(N, rows,
             cols)`` score drops (entry ``[n, i, j]`` for the patch at ``(tops[i], lefts[j])``),
@@ -41,7 +42,8 @@ class Explanation:
         exact: adaptive incremental occlusion's boolean ``(N, rows, cols)`` mask of the grid
             positions scored exactly (the others are interpolated); ``None`` where every
             position was scored.
-        layer: the path of the layer a CAM weighed, or a unit projection's layer.
+        layer: the path of the layer a CAM weighed, a unit projection's layer, or the layer of
+            a unit's occlusion (`Occlusion` with ``layer=``).
         attributions: float32 ``(N, H, W, C)`` per-channel values before the channel reduction
             (gradients, Integrated Gradients), where the method has them.
         completeness: Integrated Gradients' `Completeness`.
@@ -52,6 +54,15 @@ class Explanation:
             model looks around the image; low values mean the weights explain little).
         timings: seconds spent per stage (LIME: ``"segmentation"``, ``"sampling"``,
             ``"model"``, ``"fit"``).
+        labels: occlusion's int32 ``(N, rows, cols)`` most probable class of the model with
+            the patch at each grid position (Zeiler and Fergus, Fig. 7e), from the same
+            forward passes as the grid.
+        position_scores: occlusion's float32 ``(N, rows, cols, K)`` scores of every class with
+            the patch at each grid position (``position_scores[..., c]`` is Fig. 7d for class
+            ``c``; ``labels`` is their argmax).
+        reference: occlusion's float32 ``(N,)`` unoccluded score of each target (a class's
+            score, or a unit's summed activation with ``layer``): ``reference - grid`` is the
+            score itself at each position.
     """
 
     explanations: np.ndarray
@@ -68,6 +79,9 @@ class Explanation:
     fit_r2: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     exact: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    position_scores: np.ndarray | None = None
+    reference: np.ndarray | None = None
 
     def _need_segments(self, what: str) -> None:
         if self.segments is None or self.weights is None:

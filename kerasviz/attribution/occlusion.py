@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasviz import _checks, inspect
 from kerasviz.attribution._patches import (
     FILLS,
     NO_PATCH,
@@ -56,6 +57,14 @@ class Occlusion(PatchExplainer):
     `IncrementalOcclusion` gives the same maps recomputing only the window each patch changes
     (``attribution.create("occlusion_incremental", model)``).
 
+    **A unit instead of a class** (Zeiler and Fergus, Fig. 7b): with ``layer``, the score is a
+    channel's summed activation over the layer's map (``targets`` are then channels: an int, one
+    per image, or ``None`` for ``unit``, and for ``unit=None`` each image's strongest channel, the
+    one with the largest summed activation in the unoccluded image). The same compiled pass
+    returns the class scores, so `explain_full` also gives the most probable class at each
+    position (``labels``, Fig. 7e) and every class's score there (``position_scores``, Fig. 7d),
+    in both modes, without another forward pass.
+
     Args:
         model, patch, stride, fill, output, batch_size, jit_compile, blur_sigma: as
             `kerasviz.attribution._patches.PatchExplainer`.
@@ -63,6 +72,10 @@ class Occlusion(PatchExplainer):
             (see `Explainer`).
         mode: deprecated. ``"full"`` is accepted with a `DeprecationWarning`;
             ``"incremental"`` raises a ValueError naming `IncrementalOcclusion`.
+        layer: ``None`` to score classes; a layer reference (see `kerasviz.inspect.find_layer`)
+            with a spatial output ``(N, h, w, C)`` to score one of its channels.
+        unit: with ``layer``: the channel scored when ``targets`` is ``None`` (``None``: each
+            image's strongest channel).
 
     Attributes:
         traces: how many times the scoring function has been traced.
@@ -70,6 +83,8 @@ class Occlusion(PatchExplainer):
     >>> maps = Occlusion(model, patch=8, stride=4).explain(images)  # images (2, 64, 64, 3)
     >>> maps.shape
     (2, 64, 64)
+    >>> Occlusion(model, patch=8, stride=4, layer="conv3").explain_full(images).labels.shape
+    (2, 15, 15)
     """
 
     method = "occlusion"
@@ -86,6 +101,8 @@ class Occlusion(PatchExplainer):
         blur_sigma: float | None = None,
         mode: str | None = None,
         strategy=None,
+        layer=None,
+        unit: int | None = None,
     ):
         check_mode(mode, "full", "Occlusion")
         super().__init__(
@@ -100,6 +117,29 @@ class Occlusion(PatchExplainer):
             strategy=strategy,
         )
         self._steps: dict[tuple, object] = {}
+        self.layer = None  # the path of the scored layer
+        self.unit = None
+        self.num_units = 0  # channels of `layer`
+        self._network = self.scored  # images -> class scores, or [layer map, class scores]
+        if layer is None:
+            if unit is not None:
+                raise ValueError(
+                    f"`unit` needs `layer`: the channel of which layer? Received: unit={unit!r}, "
+                    "layer=None"
+                )
+            return
+        target = inspect.find_layer(model, layer)
+        self.layer = inspect.layer_path(model, target)
+        self._network = inspect.submodel(self.scored, [target])
+        shape = tuple(self._network.outputs[0].shape)
+        if len(shape) != 4:
+            raise ValueError(
+                f"Expected `layer` with a spatial (N, h, w, C) output. Received: "
+                f"layer={self.layer!r} with output shape {shape}"
+            )
+        self.num_units = int(shape[-1])
+        if unit is not None:
+            self.unit = int(_checks.check_targets(unit, 1, self.num_units, "unit")[0])
 
     # -- step 2: compiled scoring --------------------------------------------------------------
 
@@ -113,7 +153,7 @@ class Occlusion(PatchExplainer):
         height, width, channels = shape
         ph, pw = self.patch
         fill_hw = (height, width) if self.fill == "blur" else (1, 1)
-        model = self.scored
+        model = self._network
 
         @tf.function(
             jit_compile=self.jit_compile,
@@ -132,7 +172,10 @@ class Occlusion(PatchExplainer):
             in_cols = (cols >= lefts) & (cols < lefts + pw)  # (B, W)
             mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # (B, H, W, 1)
             occluded = tf.where(mask, tf.gather(fills, index), tf.gather(images, index))
-            return model(occluded, training=False)  # (B, K)
+            if self.layer is None:
+                return model(occluded, training=False)  # (B, K)
+            maps, scores = model(occluded, training=False)  # (B, h, w, C), (B, K)
+            return tf.concat([tf.reduce_sum(maps, axis=(1, 2)), scores], axis=-1)  # (B, C + K)
 
         step = self.distributed(step, split=(2,))  # tasks split, images whole
         self._steps[key] = step
@@ -146,6 +189,9 @@ class Occlusion(PatchExplainer):
         progress: bool = False,
     ) -> np.ndarray:
         """Scores ``(T, K)`` of the occluded copies described by ``tasks`` ``(T, 3)``.
+
+        With ``layer``: ``(T, C + K)``, the summed activation of each of the layer's ``C``
+        channels, then the ``K`` class scores.
 
         Args:
             batch: float32 ``(N, H, W, C)`` images.
@@ -167,3 +213,65 @@ class Occlusion(PatchExplainer):
             out.append(step(images, fill, tf.constant(tasks[start:stop])).numpy())
             bar.update(stop)
         return np.concatenate(out, axis=0)
+
+    # -- a unit instead of a class, and the label map ------------------------------------------
+
+    def _start(self, inputs, targets):
+        """Checked ``(batch, targets or None, tops, lefts)``; channels with ``layer``."""
+        if self.layer is None:
+            return super()._start(inputs, targets)
+        batch, _ = self.scorer.check_inputs(inputs)
+        if targets is None and self.unit is not None:
+            targets = self.unit
+        chosen = _checks.check_targets(targets, batch.shape[0], self.num_units)
+        tops, lefts = self.positions(*batch.shape[1:3])
+        return batch, chosen, tops, lefts
+
+    def explain_full(self, inputs, targets=None, progress: bool = False):
+        """Occlusion maps with their grid, patch positions and label map.
+
+        Args:
+            inputs: ``(N, H, W, C)`` images or one image ``(H, W, C)``, in the model's range.
+            targets: classes (an int, one per image, ``None`` for each image's top class);
+                with ``layer``, channels of that layer (``None``: ``unit``, else each image's
+                strongest channel).
+            progress: show a progress bar.
+
+        Returns:
+            An `Explanation` (batch first): ``explanations`` float32 ``(N, H, W)``;
+            ``targets`` int32 ``(N,)`` (classes, or channels with ``layer``); ``grid`` float32
+            ``(N, rows, cols)`` score drops; ``positions`` ``(tops, lefts)``; ``labels`` int32
+            ``(N, rows, cols)`` the most probable class per position; ``position_scores``
+            float32 ``(N, rows, cols, K)``; ``reference`` float32 ``(N,)`` unoccluded scores of
+            the targets; ``layer`` the scored layer's path or ``None``.
+
+        Raises:
+            ValueError: wrong rank or shape, NaN or inf in ``inputs``; ``patch`` larger than
+                the image; ``targets`` out of range.
+
+        >>> result = Occlusion(model, patch=8, stride=4, layer="conv3").explain_full(images)
+        >>> result.grid.shape, result.labels.shape  # images (2, 64, 64, 3)
+        ((2, 15, 15), (2, 15, 15))
+        """
+        batch, chosen, tops, lefts = self._start(inputs, targets)
+        n, height, width, _ = batch.shape
+        rows, cols = len(tops), len(lefts)
+        scores = self.score(batch, self.tasks(n, tops, lefts), progress=progress)
+        scores = scores.reshape(n, rows * cols + 1, -1)  # (N * (P + 1), S) -> (N, P + 1, S)
+        units = self.num_units if self.layer is not None else 0
+        targeted = scores[..., :units] if units else scores  # unit sums, or the class scores
+        classes = scores[..., units:]  # (N, P + 1, K)
+        drops, chosen = self._drops(targeted, chosen)
+        reference = targeted[np.arange(n), 0, chosen]
+        positioned = classes[:, 1:].reshape(n, rows, cols, -1).astype(np.float32)
+        return self._result(
+            drops.reshape(n, rows, cols),
+            chosen,
+            tops,
+            lefts,
+            (height, width),
+            labels=np.argmax(positioned, axis=-1).astype(np.int32),
+            position_scores=positioned,
+            reference=reference.astype(np.float32),
+            layer=self.layer,
+        )

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kerasviz import attribution
+from kerasviz.activations import activations
 from kerasviz.attribution import Occlusion
 from kerasviz.attribution._patches import grid_to_map, patch_starts
 
@@ -408,3 +409,83 @@ def test_bad_inputs_and_targets(functional_model):
         occ.explain(bad)
     with pytest.raises(ValueError, match="`inputs`"):
         occ.explain(_images(1, size=20))  # not the model's input size
+
+
+# --------------------------------------------------------------------------------------------
+# A unit instead of a class (ZF Fig. 7b) and the label map (Fig. 7e), from the same passes
+# --------------------------------------------------------------------------------------------
+
+
+def _naive_unit_and_labels(model, layer, images, unit, patch, stride, fill):
+    """Unit-sum drops, labels and class scores per position: one eager call per position."""
+    from kerasviz import inspect
+
+    sub = inspect.submodel(model, [layer])
+    n, h, w, _ = images.shape
+    tops, lefts = _starts(h, patch, stride), _starts(w, patch, stride)
+    grid = np.zeros((n, len(tops), len(lefts)))
+    labels = np.zeros((n, len(tops), len(lefts)), int)
+    scores = np.zeros((n, len(tops), len(lefts), 3))
+    for k in range(n):
+        clean = np.asarray(sub(images[k : k + 1])[0])[0, ..., unit[k]].sum()
+        for i, top in enumerate(tops):
+            for j, left in enumerate(lefts):
+                occluded = images[k].copy()
+                occluded[top : top + patch, left : left + patch] = fill
+                maps, probs = (np.asarray(o)[0] for o in sub(occluded[None]))
+                grid[k, i, j] = clean - maps[..., unit[k]].sum()
+                labels[k, i, j] = probs.argmax()
+                scores[k, i, j] = probs
+    return grid, labels, scores
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_unit_occlusion_and_labels_equal_naive_loops(functional_model, batch_size):
+    images = _images(2, seed=21)
+    occ = Occlusion(
+        functional_model, patch=6, stride=4, fill=0.0, layer="conv2", batch_size=batch_size
+    )
+    result = occ.explain_full(images)
+    maps = activations(functional_model, images, "conv2")["conv2"]
+    strongest = maps.sum(axis=(1, 2)).argmax(axis=-1)  # the strongest feature map per image
+    np.testing.assert_array_equal(result.targets, strongest)
+    grid, labels, scores = _naive_unit_and_labels(
+        functional_model, "conv2", images, strongest, 6, 4, 0.0
+    )
+    np.testing.assert_allclose(result.grid, grid, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(result.labels, labels)
+    np.testing.assert_allclose(result.position_scores, scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        result.reference, maps.sum(axis=(1, 2))[[0, 1], strongest], rtol=1e-5
+    )
+    assert result.layer == "conv2" and np.abs(result.grid).max() > 0
+    # a fixed unit, and the class mode's label map, from the same kind of pass
+    fixed = Occlusion(functional_model, patch=6, stride=4, fill=0.0, layer="conv2", unit=1)
+    grid1, _, _ = _naive_unit_and_labels(functional_model, "conv2", images, [1, 1], 6, 4, 0.0)
+    np.testing.assert_allclose(fixed.explain_full(images).grid, grid1, rtol=1e-4, atol=1e-4)
+    classes = Occlusion(functional_model, patch=6, stride=4, fill=0.0).explain_full(images)
+    np.testing.assert_array_equal(classes.labels, labels)
+
+
+@pytest.mark.parametrize("targets", [None, 2])
+def test_unit_occlusion_and_labels_cost_no_extra_rows(keras, targets):
+    model, counter = _counting_model(keras)
+    occ = Occlusion(model, patch=(4, 3), stride=(3, 2), fill=0.0, layer=2, batch_size=7)
+    tops, lefts = occ.positions(12, 10)
+    counter.rows.assign(0)
+    result = occ.explain_full(_images(3, seed=15)[:, :12, :10], targets)
+    assert int(counter.rows.numpy()) == 3 * (len(tops) * len(lefts) + 1)
+    assert result.labels.shape == result.grid.shape == (3, len(tops), len(lefts))
+    assert result.position_scores.shape == (3, len(tops), len(lefts), 3)
+
+
+def test_unit_occlusion_bad_settings(functional_model):
+    with pytest.raises(ValueError, match="spatial"):
+        Occlusion(functional_model, layer="predictions")
+    with pytest.raises(ValueError, match="unit"):
+        Occlusion(functional_model, layer="conv2", unit=6)
+    with pytest.raises(ValueError, match="layer"):
+        Occlusion(functional_model, unit=0)
+    occ = Occlusion(functional_model, patch=6, layer="conv2")
+    with pytest.raises(ValueError, match="targets"):
+        occ.explain_full(_images(1), targets=9)
