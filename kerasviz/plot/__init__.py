@@ -29,6 +29,9 @@ _WHERE = {
     "lime_figure": "lime",
     "overlay_rgb": "raster",
     "png_bytes": "raster",
+    "top_patch_grid": "zf",
+    "occlusion_row": "zf",
+    "units_section": "zf",
 }
 
 
