@@ -906,7 +906,13 @@ def project_patches(model, top: TopPatches, rule: str = "deconvnet", batch_size:
     # place each patch in an empty image: (U * k, H, W, C) built per chunk
     entries = [(u, j) for u in range(n_units) for j in range(k)]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, height, width, channels), tf.float32),
+            tf.TensorSpec((None, 2), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+        ]
+    )
     def step(x, where, unit):
         with tf.GradientTape() as tape:
             tape.watch(x)
