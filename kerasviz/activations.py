@@ -5,6 +5,10 @@
 (conv channels, single neurons, class logits) fire strongly: regularised gradient ascent
 (Erhan et al. 2009; Simonyan et al. 2014; Yosinski et al. 2015; Olah et al., "Feature
 Visualization", Distill 2017), with all units of a batch optimised together in one compiled step.
+`top_patches` (`TopPatchFinder`) finds, in one pass over a data set, the images and positions
+where each unit fires most and cuts them out on the unit's exact receptive field, and
+`project_patches` projects each of those activations with the deconvnet or guided rule (Zeiler
+and Fergus, ECCV 2014, Fig. 2).
 """
 
 from __future__ import annotations
