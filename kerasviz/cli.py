@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from kerasviz.models import RESIZE  # numpy only: --help stays fast
+
 EXIT_USAGE = 2
 
 
@@ -37,42 +39,74 @@ def _quiet_tf() -> None:
 
 
 def _load_model(ref: str):
-    """A shipped model name or a ``.keras`` path, or a UsageError saying what is wrong."""
+    """``(model, card)`` for a shipped name, a model file or ``keras.applications.NAME``, or a
+    UsageError saying what is wrong (the card checked against the model)."""
     from kerasviz import models
 
-    if ref in models.SHIPPED:
-        return models.load(ref), models.card(ref)
-    path = Path(ref)
-    if not path.exists():
-        raise UsageError(
-            f"model: no such file: {ref} (or a shipped name: {', '.join(models.SHIPPED)})"
-        )
-    if path.is_dir() or path.suffix != ".keras":
-        raise UsageError(f"model: expected a .keras file, got {ref}")
     try:
-        model = models.load(str(path))
+        model = models.load(ref)
+        return model, models.card(ref, model=model)
+    except KeyError:
+        raise UsageError(
+            f"model: no such file or shipped name: {ref} (shipped: "
+            f"{', '.join(models.SHIPPED)}; or a .keras/.h5/.hdf5 file, or "
+            f"{models.APPLICATIONS_PREFIX}NAME)"
+        ) from None
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _card(ref: str) -> dict:
+    """The card of ``ref`` checked on its own (the model is loaded elsewhere)."""
+    from kerasviz import models
+
+    try:
+        return models.card(ref)
+    except KeyError:
+        return {}  # not a shipped name: the model loader says what is wrong
     except ValueError as err:
-        raise UsageError(f"model: {err}") from None
-    return model, models.card(str(path))
+        raise UsageError(str(err)) from None
 
 
-def cmd_info(args) -> int:
-    """Print the layer table of a model: what each layer can be used for."""
-    _quiet_tf()
-    from kerasviz import inspect
+def _describe_preprocessing(prep) -> str:
+    if prep.mode == "tf":
+        return "tf (v / 127.5 - 1)"
+    if prep.mode == "torch":
+        return "torch ((v / 255 - ImageNet mean) / ImageNet std, RGB)"
+    if prep.mode == "caffe":
+        return "caffe (RGB to BGR, v - ImageNet mean)"
+    return f"v * {prep.scale:.6g} + {prep.offset:.6g}"
 
-    model, card = _load_model(args.model)
-    rows = inspect.layer_table(model)
-    print(
+
+def describe(model, card: dict | None = None) -> str:
+    """What ``kerasviz info`` prints: the model line, the card's classes and preprocessing, the
+    layer table (what each layer can be used for) and the default CAM layer."""
+    from kerasviz import inspect, models
+    from kerasviz._preprocess import Preprocessing
+
+    card = card or {}
+    lines = [
         f"model: {model.name}   input: {inspect.input_shape(model)}   "
         f"outputs: {inspect.num_outputs(model)}   params: {model.count_params():,}   "
         f"head: {inspect.head_activation(model) or 'linear'}"
-    )
-    if card.get("class_names"):
-        print(f"classes: {', '.join(card['class_names'])}")
+    ]
+    names = card.get("class_names")
+    if names:
+        shown = ", ".join(names) if len(names) <= 12 else ", ".join(names[:5]) + ", ..."
+        lines.append(f"classes: {len(names)} ({shown})")
+    prep = _describe_preprocessing(Preprocessing.from_card(card))
+    if "preprocessing" not in card:
+        prep += " (no card entry: the default)"
+    extras = [f"preprocessing: {prep}"]
+    if card.get("resize"):
+        extras.append(f"resize: {card['resize']}")
+    size = models.card_size(card)
+    if size is not None:
+        extras.append(f"input size: {size[0]}x{size[1]}")
+    lines.append("   ".join(extras))
     header = ("path", "type", "output shape", "params", "filters", "activ.", "cam")
     table = [header]
-    for r in rows:
+    for r in inspect.layer_table(model):
         table.append(
             (
                 r.path,
@@ -86,13 +120,28 @@ def cmd_info(args) -> int:
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
-            print("  ".join("-" * w for w in widths))
+            lines.append("  ".join("-" * w for w in widths))
     try:
-        print(f"default CAM layer: {inspect.last_spatial_layer(model)}")
+        lines.append(f"default CAM layer: {inspect.last_spatial_layer(model)}")
     except ValueError:
-        print("default CAM layer: none (no spatial layer)")
+        lines.append("default CAM layer: none (no spatial layer)")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    """Print the layer table of a model: what each layer can be used for."""
+    if args.model and args.model_option and args.model != args.model_option:
+        raise UsageError(
+            f"two models given: {args.model} and --model {args.model_option}; give one"
+        )
+    ref = args.model_option or args.model
+    if not ref:
+        raise UsageError("no model given: kerasviz info MODEL (or --model MODEL)")
+    _quiet_tf()
+    model, card = _load_model(ref)
+    print(describe(model, card))
     return 0
 
 
@@ -115,12 +164,64 @@ def _fresh_dir(path: Path, force: bool, what: str = "out") -> None:
         )
 
 
-def _images(args, model, card):
-    from kerasviz import imageio, inspect, models
-
-    scale, offset = models.preprocessing(card, args.scale, args.offset)
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace(" ", "").split("x")
     try:
-        return imageio.load_images(args.images, inspect.input_shape(model), scale, offset)
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) <= 0:
+        raise UsageError(f"--size: expected HxW such as 224x224, got {text!r}")
+    return size
+
+
+def _input_options(args, card: dict, shape=None) -> dict:
+    """The keyword arguments that say how image files become inputs: ``preprocessing``
+    (``--scale/--offset``, else the card's), ``resize`` (``--resize``, else the card's, else
+    squash) and ``size`` (``--size``, else the card's, for a model that accepts any size).
+
+    ``shape``: the model's ``(H, W, C)`` when it is loaded here, to check ``--size`` against.
+    """
+    from kerasviz import models
+    from kerasviz._preprocess import Preprocessing
+
+    try:
+        prep = Preprocessing.from_card(card, args.scale, args.offset)
+    except ValueError as err:
+        raise UsageError(f"--scale/--offset: {err}") from None
+    given = _parse_size(args.size)
+    size = given or models.card_size(card)
+    if shape is not None:
+        h, w = shape[0], shape[1]
+        if h is not None and w is not None:
+            if given is not None and given != (h, w):
+                raise UsageError(
+                    f"--size: the model takes {h}x{w} images; --size is for models that "
+                    "accept any size"
+                )
+            size = None  # the model's own size
+        elif size is None:
+            raise UsageError(
+                "--size: the model accepts any image size; give --size HxW (or input_size "
+                "in its card, NAME.json beside the model file)"
+            )
+    return {
+        "preprocessing": prep,
+        "resize": args.resize or card.get("resize") or "squash",
+        "size": size,
+    }
+
+
+def _images(args, model, card):
+    from kerasviz import imageio, inspect
+
+    shape = inspect.input_shape(model)
+    try:
+        return imageio.load_images(args.images, shape, **_input_options(args, card, shape))
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
 
@@ -137,6 +238,7 @@ def cmd_report(args) -> int:
         for item in args.images:
             if not Path(item).exists():
                 raise UsageError(f"--images: no such file or folder: {item}")
+    options = _input_options(args, _card(args.model))
     path = report.build_report(
         model=args.model,
         images=args.images or None,
@@ -144,11 +246,10 @@ def cmd_report(args) -> int:
         methods=_csv(args.methods) if args.methods else report.DEFAULT_METHODS,
         layers=_csv(args.layers) if args.layers else None,
         class_names=args.class_names,
-        scale=args.scale,
-        offset=args.offset,
         reference=args.reference,
         force=args.force,
         progress=not _quiet(args),
+        **options,
     )
     print(f"report: {path.resolve()}")
     return 0
@@ -161,7 +262,7 @@ def cmd_explain(args) -> int:
     again with the same arguments resumes where it stopped.
     """
     _quiet_tf()
-    from kerasviz import attribution, jobs, models
+    from kerasviz import attribution, inspect, jobs
 
     quiet = _quiet(args)
     attribution.check_method(args.method)
@@ -194,7 +295,7 @@ def cmd_explain(args) -> int:
         except ValueError:
             raise UsageError(f"--targets: expected integers, got {args.targets!r}") from None
         targets = targets[0] if len(targets) == 1 else targets
-    scale, offset = models.preprocessing(card, args.scale, args.offset)
+    options = _input_options(args, card, inspect.input_shape(model))
     try:
         result = jobs.explain_folder(
             model,
@@ -205,11 +306,10 @@ def cmd_explain(args) -> int:
             targets=targets,
             settings=settings,
             class_names=card.get("class_names"),
-            scale=scale,
-            offset=offset,
             overwrite=args.force,
             progress=not quiet,
             strategy=strategy,
+            **options,
         )
     except FileExistsError as err:
         raise UsageError(
@@ -287,12 +387,15 @@ def _serve_tensorboard(logdir: Path) -> int:
         return 0
 
 
+MODEL_HELP = (
+    "a shipped name (digits_cnn, shapes_cnn, snow_biased, snow_fair), a .keras/.h5/.hdf5 "
+    "file (its card NAME.json beside it is read), or keras.applications.NAME (ImageNet "
+    "weights, cached in $KERAS_HOME/models)"
+)
+
+
 def _add_model_images(p, images_required=True) -> None:
-    p.add_argument(
-        "--model",
-        default="digits_cnn",
-        help="a .keras file or a shipped name (default: digits_cnn)",
-    )
+    p.add_argument("--model", default="digits_cnn", help=MODEL_HELP + " (default: digits_cnn)")
     p.add_argument(
         "--images",
         nargs="+",
@@ -306,6 +409,18 @@ def _add_model_images(p, images_required=True) -> None:
         help="8-bit pixel v becomes v*scale+offset (default: the model card's, else 1/255)",
     )
     p.add_argument("--offset", type=float, help="see --scale (default: the card's, else 0)")
+    p.add_argument(
+        "--resize",
+        choices=RESIZE,
+        help="how images of another aspect ratio fit the model: squash (stretch), crop "
+        "(shorter side to size, centre cut out), pad (longer side to size, padded); "
+        "default: the card's, else squash",
+    )
+    p.add_argument(
+        "--size",
+        metavar="HxW",
+        help="input size for a model that accepts any size (default: the card's input_size)",
+    )
     p.add_argument("--force", action="store_true", help="replace existing output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -319,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="layer table: name, path, type, output shape, uses")
-    p.add_argument("model", help="a .keras file or a shipped model name (digits_cnn, ...)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("--model", dest="model_option", metavar="MODEL", help="the same as MODEL")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(

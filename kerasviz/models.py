@@ -172,9 +172,9 @@ def check_model_file(p) -> Path:
             f"{APPLICATIONS_PREFIX}NAME; got {p}"
         )
     with open(p, "rb") as f:
-        head = f.read(8)
+        head = f.read(16)
     is_zip = head.startswith(_ZIP_MAGIC) and zipfile.is_zipfile(p)
-    is_hdf5 = head == _HDF5_MAGIC or (not is_zip and _is_hdf5(p))
+    is_hdf5 = head.startswith(_HDF5_MAGIC) or (not is_zip and _is_hdf5(p))
     if suffix == ".keras" and is_hdf5:
         raise ValueError(f"model: {p} is an HDF5 file with a .keras name; rename it to .h5")
     if suffix != ".keras" and is_zip:

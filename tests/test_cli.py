@@ -1,6 +1,7 @@
 """The command line: exit codes and one-line errors in-process through `cli.main`; the process
 itself (fast --help without TensorFlow, the installed entry point) through subprocess."""
 
+import json
 import subprocess
 import sys
 import time
@@ -64,23 +65,115 @@ def test_info_in_process(capsys):
     assert main(["info", "shapes_cnn"]) == 0
     out = capsys.readouterr().out
     assert "model: shapes_cnn" in out and "default CAM layer:" in out
+    assert "classes: 3 (circle, square, triangle)" in out
+    assert "preprocessing: v * 0.00392157 + 0   input size: 64x64" in out
+    assert main(["info", "--model", "shapes_cnn"]) == 0
+    assert capsys.readouterr().out == out  # the option and the positional say the same
+    one_line_error(capsys, main(["info", "digits_cnn", "--model", "shapes_cnn"]), "give one")
+    one_line_error(capsys, main(["info"]), "no model given")
+
+
+def test_describe_shows_the_card(keras):
+    from kerasviz.cli import describe
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ],
+        name="two",
+    )
+    text = describe(
+        model, {"class_names": ["yes", "no"], "preprocessing": {"mode": "caffe"}, "resize": "pad"}
+    )
+    assert text.splitlines()[1] == "classes: 2 (yes, no)"
+    assert text.splitlines()[2] == (
+        "preprocessing: caffe (RGB to BGR, v - ImageNet mean)   resize: pad"
+    )
+    assert "(no card entry: the default)" in describe(model, {})
+
+
+@pytest.fixture
+def tiny_files(keras, tmp_path):
+    """A 3-class CNN saved as .h5 with a card, and a fully convolutional one that takes any
+    image size, saved as .keras."""
+    import warnings
+
+    keras.utils.set_random_seed(6)
+    fixed = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ],
+        name="fixed",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fixed.save(tmp_path / "fixed.h5")
+    (tmp_path / "fixed.json").write_text(
+        json.dumps({"class_names": ["cat", "dog", "fox"], "preprocessing": {"mode": "torch"}})
+    )
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dynamic = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x), name="dyn")
+    dynamic.save(tmp_path / "dyn.keras")
+    return tmp_path
+
+
+def test_info_reads_a_legacy_hdf5_model_and_its_card(tiny_files, capsys):
+    assert main(["info", "--model", str(tiny_files / "fixed.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "model: fixed" in out and "classes: 3 (cat, dog, fox)" in out
+    assert "preprocessing: torch (" in out
+    card = tiny_files / "fixed.json"
+    card.write_text(json.dumps({"class_names": ["cat", "dog"]}))
+    one_line_error(
+        capsys,
+        main(["info", str(tiny_files / "fixed.h5")]),
+        f"card {card}: key 'class_names': 2 names, but the model has 3 outputs",
+    )
+    card.write_text(json.dumps({"preprocessing": {"mode": "bgr"}}))
+    one_line_error(capsys, main(["info", str(tiny_files / "fixed.h5")]), "key 'preprocessing.mode'")
 
 
 @pytest.mark.parametrize(
     "arg, message",
     [
         ("missing.keras", "no such file"),
-        ("README.md", "expected a .keras file"),
+        ("README.md", "expected a .keras, .h5 or .hdf5 file"),
+        ("resnet", "no such file or shipped name: resnet"),
+        ("keras.applications.MobilNetV2", "close matches: keras.applications.MobileNetV2"),
     ],
 )
 def test_bad_model_one_line_exit_2(arg, message, capsys):
     one_line_error(capsys, main(["info", arg]), message)
 
 
-def test_not_a_keras_model(tmp_path, capsys):
+def test_files_that_are_not_models(tiny_files, tmp_path, capsys):
+    import zipfile
+
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"PK not really a zip")
-    one_line_error(capsys, main(["info", str(fake)]), "could not be loaded as a Keras model")
+    one_line_error(capsys, main(["info", str(fake)]), "is not a Keras model")
+    text = tmp_path / "notes.h5"
+    text.write_text("a renamed text file")
+    one_line_error(capsys, main(["info", str(text)]), "this one starts with b'a renamed text")
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as z:
+        z.writestr("readme.txt", "no model here")
+    one_line_error(
+        capsys, main(["info", str(tmp_path / "empty.keras")]), "could not be loaded as a Keras"
+    )
+    import keras
+
+    weights = tmp_path / "fixed.weights.h5"
+    keras.saving.load_model(tiny_files / "fixed.h5").save_weights(weights)
+    one_line_error(capsys, main(["info", str(weights)]), "holds weights only")
 
 
 def test_quiet_does_not_leak_into_the_caller(tmp_path, monkeypatch, capsys):
@@ -220,3 +313,53 @@ def test_explain_incremental_occlusion_takes_patch_and_stride(tmp_path, capsys):
 )
 def test_bad_input_one_line(args, message, tmp_path, capsys):
     one_line_error(capsys, main([*args, "--out", str(tmp_path / "o")]), message)
+
+
+def test_size_and_resize_round_trip(tiny_files, tmp_path, capsys):
+    """--size and --resize reach the images of an any-size model (the features equal those of
+    the images read by imageio with the same size and resize), and a card's input_size stands
+    in for --size."""
+    import keras
+    from PIL import Image
+
+    from kerasviz import imageio
+    from kerasviz._preprocess import Preprocessing
+
+    photo = tmp_path / "photos" / "wide.png"
+    photo.parent.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (20, 60, 3), dtype=np.uint8)).save(photo)
+    model = str(tiny_files / "dyn.keras")
+    base = ["embed", "--model", model, "--images", str(photo.parent), "--layer", "conv"]
+    reader = keras.saving.load_model(model)
+    conv = keras.Model(reader.inputs, reader.get_layer("conv").output)
+
+    def features(*extra, name):
+        code = main([*base, "--reduce", "gap", "--out", str(tmp_path / name), "--quiet", *extra])
+        assert code == 0, capsys.readouterr().err
+        return np.load(tmp_path / name / "features.npy")[0]
+
+    def expected(resize, size):
+        images, _ = imageio.load_images(
+            [photo], (None, None, 3), preprocessing=Preprocessing(), resize=resize, size=size
+        )
+        return conv.predict(images, verbose=0)[0].mean(axis=(0, 1))
+
+    np.testing.assert_allclose(
+        features("--size", "12x20", name="a"), expected("squash", (12, 20)), rtol=1e-5
+    )
+    one_line_error(capsys, main([*base, "--out", str(tmp_path / "b")]), "--size: the model")
+    (tiny_files / "dyn.json").write_text(json.dumps({"input_size": [8, 8], "resize": "pad"}))
+    np.testing.assert_allclose(features(name="c"), expected("pad", (8, 8)), rtol=1e-5)
+    crop = features("--resize", "crop", name="d")
+    np.testing.assert_allclose(crop, expected("crop", (8, 8)), rtol=1e-5)
+    assert not np.allclose(crop, expected("pad", (8, 8)))
+    args = ["embed", "--model", str(tiny_files / "fixed.h5"), "--images", str(photo.parent)]
+    one_line_error(
+        capsys,
+        main([*args, "--size", "8x8", "--out", str(tmp_path / "f")]),
+        "--size: the model takes 16x16 images",
+    )
+    one_line_error(
+        capsys, main([*args, "--size", "big", "--out", str(tmp_path / "g")]), "expected HxW"
+    )
