@@ -228,7 +228,8 @@ class ScoreCAM(_LayerCAM):
     Args:
         model: a Keras image classifier.
         layer: as `GradCAM`.
-        max_channels: ``None`` for every channel, or the number kept per image.
+        max_channels: ``None`` for every channel, or the most kept per image (a layer with
+            fewer channels uses them all).
         output: ``"probability"`` (default, the paper's) or ``"logit"``.
         batch_size: masked images per forward pass.
         align_corners: as `GradCAM` (for the masks and the map).
@@ -260,12 +261,8 @@ class ScoreCAM(_LayerCAM):
         )
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:
-            max_channels = _checks.check_positive_int(max_channels, "max_channels")
-            if max_channels > channels:
-                raise ValueError(
-                    f"Expected `max_channels` <= {channels} (the channels of layer "
-                    f"{self.layer_path!r}). Received: max_channels={max_channels}"
-                )
+            # An upper bound: one setting serves every layer, and a narrow layer uses them all.
+            max_channels = min(_checks.check_positive_int(max_channels, "max_channels"), channels)
         self.max_channels = max_channels
         self._acts_fn = None
         self._mask_step = None

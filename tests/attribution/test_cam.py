@@ -123,6 +123,9 @@ def test_scorecam_all_channels_and_weights_by_hand(functional_model):
     full = ScoreCAM(functional_model).explain(x, targets=1)
     same = ScoreCAM(functional_model, max_channels=6).explain(x, targets=1)
     np.testing.assert_allclose(full, same, rtol=1e-5, atol=1e-7)
+    wide = ScoreCAM(functional_model, max_channels=100)  # an upper bound: conv2 has 6
+    assert wide.max_channels == 6
+    np.testing.assert_allclose(wide.explain(x, targets=1), full, rtol=1e-5, atol=1e-7)
     # Weights by hand: mask each channel, score class 1's probability.
     import tensorflow as tf
 
@@ -212,7 +215,7 @@ def test_bad_input(functional_model):
     with pytest.raises(ValueError, match="rank"):
         cam.explain(np.zeros((2, 1, 16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="max_channels"):
-        ScoreCAM(functional_model, max_channels=7)
+        ScoreCAM(functional_model, max_channels=0)
     assert cam.explain(_images(1)[0]).shape == (16, 16)
 
 
