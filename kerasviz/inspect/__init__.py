@@ -23,13 +23,15 @@ Modules:
   hook, `submodel`, `flat_model`);
 * ``_views``: the logits view, the layer table, the default CAM and feature layers;
 * ``_surgery``: rewired views for other modules (ReLU backward rules, linear twins);
-* ``_copies``: standalone copies of a model and re-initialised weights.
+* ``_copies``: standalone copies of a model and re-initialised weights;
+* ``_fields``: exact receptive fields of spatial layers from the call graph.
 """
 
 import warnings
 
 from kerasviz import _checks
 from kerasviz.inspect._copies import reinitialize, standalone_copy, weighted_layers
+from kerasviz.inspect._fields import ReceptiveField, receptive_field
 from kerasviz.inspect._model import (
     CONV_TYPES,
     LayerRef,
@@ -76,6 +78,7 @@ __all__ = [
     "Call",
     "LayerInfo",
     "LayerRef",
+    "ReceptiveField",
     "Replay",
     "RuleModel",
     "Tap",
@@ -98,6 +101,7 @@ __all__ = [
     "layer_table",
     "logits_model",
     "num_outputs",
+    "receptive_field",
     "reduced_model",
     "reinitialize",
     "relu_rule_model",
