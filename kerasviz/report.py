@@ -23,6 +23,7 @@ from kerasviz._preprocess import Preprocessing
 DEFAULT_METHODS = ("occlusion", "gradcam", "saliency", "lime")
 DEFAULT_SAMPLES = {"digits_cnn": "digits", "shapes_cnn": "shapes"}  # saved_models/samples/
 MAP_POINTS = 500  # points of the reference set drawn on the 2-D map
+UNITS_SHOWN = 8  # units of the "What units respond to" section
 
 
 @dataclass
@@ -329,6 +330,66 @@ def _feature_section(
     )
 
 
+def _units_layer(model, rows) -> str | None:
+    """The deepest spatial layer whose receptive field is at most half the input, so that its
+    top patches are parts of images rather than whole images (else the last spatial layer).
+    Field sizes grow with depth, so a bisection over the layer table finds it in a few walks."""
+    from kerasviz import inspect
+
+    spatial = [r.path for r in rows if r.activations and r.type != "InputLayer"]
+    if not spatial:
+        return None
+    height, width = inspect.input_shape(model)[:2]
+    limit = min(height, width) / 2
+
+    def small(path) -> bool:
+        try:
+            return max(inspect.receptive_field(model, path).size) <= limit
+        except ValueError:  # a layer the call graph does not reach: treat as too deep
+            return False
+
+    low, high = 0, len(spatial)  # spatial[:low] small, spatial[high:] large
+    while low < high:
+        mid = (low + high) // 2
+        if small(spatial[mid]):
+            low = mid + 1
+        else:
+            high = mid
+    return spatial[low - 1] if low else spatial[-1]
+
+
+def _units_section(page: _Page, model, rows, reference, progress: bool, display=None) -> None:
+    """Zeiler and Fergus's Fig. 2 on the reference set: each strong unit's top-9 patches."""
+    from kerasviz import activations, plot
+
+    if reference is None:
+        page.add(
+            "units",
+            "What units respond to",
+            '<p class="note">No reference set: pass <code>--reference DIR</code> to see the '
+            "image patches where units fire most.</p>",
+        )
+        return
+    layer = _units_layer(model, rows)
+    if layer is None:
+        page.add("units", "What units respond to", plot.units_section([], page.figure))
+        return
+    start = time.perf_counter()
+    images = reference[0]
+    # First every unit without projections (one pass), then the strongest units projected.
+    found = activations.top_patches(model, layer, images, k=9, progress=progress)
+    strength = np.where(np.isfinite(found.values), found.values, -np.inf).mean(axis=1)
+    chosen = found.units[np.argsort(-strength, kind="stable")[:UNITS_SHOWN]]
+    top = activations.top_patches(
+        model, layer, images, units=[int(u) for u in chosen], k=9, projection="deconvnet"
+    )
+    body = plot.units_section(
+        [top], page.figure, display=display, units_per_layer=UNITS_SHOWN, name="units"
+    )
+    page.timings["units"] = time.perf_counter() - start
+    page.add("units", "What units respond to", body)
+
+
 def _class_names(path, card: dict, n: int) -> list[str]:
     if path is not None:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
@@ -414,7 +475,8 @@ def build_report(
     if isinstance(model, str | Path):
         model_ref = str(model)
         say(f"loading {model_ref}")
-        keras_model, card = models.load(model_ref), models.card(model_ref)
+        keras_model = models.load(model_ref)
+        card = models.card(model_ref, model=keras_model)
     else:
         import keras
 
@@ -470,6 +532,8 @@ def build_report(
             _explanations_section(page, keras_model, batch, names, targets, classes, methods, shown)
         say("feature space")
         _feature_section(page, keras_model, batch, names, ref_set, classes, progress, prep.display)
+        say("units")
+        _units_section(page, keras_model, rows, ref_set, progress, prep.display)
         total = time.perf_counter() - started
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in page.timings.items())
         subtitle = (

@@ -52,8 +52,11 @@ def built(tmp_path_factory, reference_dir):
 
 def test_sections_and_files(built):
     page = built.read_text()
-    for section in ("summary", "predictions", "filters", "activations", "explanations", "features"):
+    sections = ("summary", "predictions", "filters", "activations", "explanations", "features")
+    for section in (*sections, "units"):
         assert f'<section id="{section}">' in page
+    # ZF's top patches of the deepest layer whose field is at most half the 64 px input.
+    assert "<code>pool3</code>: receptive field 22 x 22 pixels, 30 images searched" in page
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) >= 8
     for src in sources:  # every image is a relative path inside the folder
@@ -147,6 +150,7 @@ def test_report_in_headless_chromium(built, tmp_path):
         "activations",
         "explanations",
         "features",
+        "units",
     ]
     shot = tmp_path / "shot.png"
     _chromium("--window-size=1200,1600", f"--screenshot={shot}", (folder / "index.html").as_uri())
