@@ -16,6 +16,10 @@ import numpy as np
 from kerasviz import _checks
 
 MODES = ("scale", "tf", "torch", "caffe")
+# How an image of another aspect ratio is fitted to the model's input: stretched to it,
+# shorter side scaled to it and the centre cut out (how ImageNet models are evaluated), or
+# longer side scaled to it and the rest padded. Read by `kerasviz.imageio` and model cards.
+RESIZE_MODES = ("squash", "crop", "pad")
 
 # ImageNet statistics of 0-255 RGB pixels, as Keras' imagenet_utils uses them.
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)

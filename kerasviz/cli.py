@@ -497,9 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="feature layer (default: the input of the last Dense)")
     p.add_argument(
         "--reduce",
-        default="flatten",
+        default=None,
         choices=("flatten", "gap", "max"),
-        help="how spatial maps become vectors",
+        help="how spatial maps become vectors (default: flatten, gap for any-size models)",
     )
     p.add_argument("--neighbours", type=int, default=5, help="neighbours per image")
     p.add_argument("--metric", default="euclidean", choices=("euclidean", "cosine"))

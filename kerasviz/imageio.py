@@ -38,11 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from kerasviz import _checks
-from kerasviz._preprocess import Preprocessing
+from kerasviz._preprocess import RESIZE_MODES, Preprocessing
 from kerasviz._progress import Progress
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-RESIZE_MODES = ("squash", "crop", "pad")
 PAD_VALUE = 127.5  # 0-255 grey of the border "pad" adds, before preprocessing
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 

@@ -34,7 +34,7 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
-from kerasviz._preprocess import MODES, Preprocessing
+from kerasviz._preprocess import MODES, RESIZE_MODES, Preprocessing
 
 SHIPPED = ("digits_cnn", "shapes_cnn", "snow_biased", "snow_fair")
 
@@ -43,10 +43,7 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 APPLICATIONS_PREFIX = "keras.applications."
 
-# How an image of another aspect ratio is fitted to the model's input: stretched to it,
-# shorter side scaled to it and the centre cut out (how ImageNet models are evaluated), or
-# longer side scaled to it and the rest padded.
-RESIZE = ("squash", "crop", "pad")
+RESIZE = RESIZE_MODES  # the resize modes a card may name
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -334,8 +334,8 @@ def test_size_and_resize_round_trip(tiny_files, tmp_path, capsys):
     reader = keras.saving.load_model(model)
     conv = keras.Model(reader.inputs, reader.get_layer("conv").output)
 
-    def features(*extra, name):
-        code = main([*base, "--reduce", "gap", "--out", str(tmp_path / name), "--quiet", *extra])
+    def features(*extra, name, reduce=("--reduce", "gap")):
+        code = main([*base, *reduce, "--out", str(tmp_path / name), "--quiet", *extra])
         assert code == 0, capsys.readouterr().err
         return np.load(tmp_path / name / "features.npy")[0]
 
@@ -347,6 +347,10 @@ def test_size_and_resize_round_trip(tiny_files, tmp_path, capsys):
 
     np.testing.assert_allclose(
         features("--size", "12x20", name="a"), expected("squash", (12, 20)), rtol=1e-5
+    )
+    # Without --reduce an any-size model's maps are averaged (a flattened map has no fixed length).
+    np.testing.assert_allclose(
+        features("--size", "12x20", name="a2", reduce=()), expected("squash", (12, 20)), rtol=1e-5
     )
     one_line_error(capsys, main([*base, "--out", str(tmp_path / "b")]), "--size: the model")
     (tiny_files / "dyn.json").write_text(json.dumps({"input_size": [8, 8], "resize": "pad"}))
