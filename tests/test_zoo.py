@@ -251,3 +251,20 @@ def test_dynamic_size(keras):
     assert table[0].output_shape[1:3] == (None, None)
     with pytest.raises(ValueError, match="reduce"):
         FeatureExtractor(model, layer=table[0].path, reduce="flatten")
+
+
+def test_dynamic_size_classes_used_directly(keras):
+    """Without `create`, the CAM classes upsample to each batch's own size; incremental
+    occlusion, which plans for one size, names the two ways to give it one."""
+    from kerasviz.attribution import GradCAM, IncrementalOcclusion, ScoreCAM
+
+    keras.utils.set_random_seed(8)
+    model = _dynamic(keras)
+    for size in ((24, 24), (20, 28)):
+        x = np.random.default_rng(0).uniform(0, 255, (2, *size, 3)).astype("float32")
+        for cls in (GradCAM, ScoreCAM):
+            direct = cls(model).explain(x, [1, 1])
+            built = attribution.create(cls.method, model).explain(x, [1, 1])
+            np.testing.assert_allclose(direct, built, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="sized_model"):
+        IncrementalOcclusion(model, patch=8, stride=8).explain(x)

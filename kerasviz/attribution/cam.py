@@ -26,6 +26,12 @@ from kerasviz.attribution._base import Explainer
 from kerasviz.attribution._result import Explanation
 
 
+def _size(tf, model, x):
+    """``(H, W)`` to upsample to: the model's input size, or ``x``'s for an any-size model."""
+    size = inspect.input_shape(model)[:2]
+    return tf.shape(x)[1:3] if None in size else size
+
+
 def _upsample(tf, grid, size, align_corners=False):
     """Bilinear ``(B, h, w) -> (B, H, W)``.
 
@@ -85,7 +91,6 @@ class _LayerCAM(Explainer):
         if self._step is None:
             tf = _compute.tf()
             net = self._net
-            size = inspect.input_shape(self.model)[:2]
 
             @tf.function(reduce_retracing=False)
             def step(x, t):
@@ -95,7 +100,7 @@ class _LayerCAM(Explainer):
                 # Only the backward pass from the score down to the layer is built.
                 grads = tape.gradient(score, acts)
                 grid = tf.nn.relu(self._weights_and_maps(tf, acts, grads))  # (B, h, w)
-                return _upsample(tf, grid, size, self.align_corners), grid
+                return _upsample(tf, grid, _size(tf, self.model, x), self.align_corners), grid
 
             self._step = self.distributed(step)
         return self._step
@@ -271,11 +276,10 @@ class ScoreCAM(_LayerCAM):
         if self._mask_step is None:
             tf = _compute.tf()
             scored = self.scored
-            size = inspect.input_shape(self.model)[:2]
 
             @tf.function(reduce_retracing=False)
             def step(x, grid, t):  # (B, H, W, C), (B, h, w), (B,)
-                mask = _upsample(tf, grid, size, self.align_corners)
+                mask = _upsample(tf, grid, _size(tf, self.model, x), self.align_corners)
                 low = tf.reduce_min(mask, axis=(1, 2), keepdims=True)
                 high = tf.reduce_max(mask, axis=(1, 2), keepdims=True)
                 mask = (mask - low) / (high - low + 1e-7)  # [0, 1] per channel
@@ -315,6 +319,6 @@ class ScoreCAM(_LayerCAM):
             bar.update(stop)
         kept = np.take_along_axis(acts, chosen[:, None, None, :], axis=-1)  # (N, h, w, keep)
         grids = np.maximum(np.einsum("nhwk,nk->nhw", kept, weights), 0.0).astype(np.float32)
-        size = inspect.input_shape(self.model)[:2]
+        size = batch.shape[1:3]
         maps = np.asarray(_upsample(tf, tf.constant(grids), size, self.align_corners))
         return maps, grids

@@ -85,6 +85,17 @@ class IncrementalOcclusion(PatchExplainer):
         self._plans: dict[tuple, _Plan] = {}
         self._compiled: dict[tuple, tuple] = {}
 
+    def _check_fixed_size(self) -> None:
+        from kerasviz import inspect
+
+        if None in inspect.input_shape(self.model)[:2]:
+            raise ValueError(
+                f"IncrementalOcclusion plans its windows for one input size, and model "
+                f"{self.model.name!r} takes any size: use attribution.create("
+                '"occlusion_incremental", model), which builds it for each image size, or '
+                "pass inspect.sized_model(model, height, width)."
+            )
+
     def plan(self, height: int, width: int, tops=None, lefts=None) -> _Plan:
         """The window plan for images ``(height, width)`` and these patch starts.
 
@@ -100,6 +111,7 @@ class IncrementalOcclusion(PatchExplainer):
         >>> IncrementalOcclusion(model, patch=8, stride=4).plan(64, 64).mode[:2]
         ['win', 'win']
         """
+        self._check_fixed_size()
         if tops is None or lefts is None:
             tops, lefts = self.positions(height, width)
         key = (height, width, tuple(int(t) for t in tops), tuple(int(v) for v in lefts))
@@ -220,6 +232,7 @@ class IncrementalOcclusion(PatchExplainer):
         >>> result.explanations.shape, result.grid.shape  # images (2, 64, 64, 3)
         ((2, 64, 64), (2, 15, 15))
         """
+        self._check_fixed_size()
         if self.adaptive is None:
             return super().explain_full(inputs, targets, progress=progress)
         batch, chosen, tops, lefts = self._start(inputs, targets)
