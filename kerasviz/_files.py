@@ -8,12 +8,91 @@ when the process is killed half way. No Keras here.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 TMP_SUFFIX = ".kvtmp"  # temporary files end so; a later run may delete strays of a killed one
+# A folder kerasviz writes as a whole (a report, a projector export) names its files here, so
+# that a later run replaces it only when nothing else was put in it.
+MARKER = ".kerasviz.json"
+
+
+def _mode(kind: str) -> int:
+    """Permissions of a new file or folder under the process umask (0644 / 0755 usually)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o666 if kind == "file" else 0o777) & ~umask
+
+
+def files_below(folder: Path) -> list[str]:
+    """Every file below ``folder`` as a sorted POSIX path relative to it."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+
+
+def foreign_files(folder: Path, ours: Callable[[str], bool] | None = None) -> list[str]:
+    """Files below ``folder`` that kerasviz did not write: not named by the folder's marker,
+    not accepted by ``ours(relative path)``, and not a stray temporary file of a killed run."""
+    folder = Path(folder)
+    named: set[str] = set()
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            named = set(json.loads(marker.read_text()).get("files", []))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
+            named = set()
+        named.add(MARKER)
+    return [
+        rel
+        for rel in files_below(folder)
+        if rel not in named
+        and not rel.endswith(TMP_SUFFIX)
+        and not (ours is not None and ours(rel))
+    ]
+
+
+def describe_files(names: Iterable[str], shown: int = 3) -> str:
+    """``"a.txt, b/c.png and 4 more"``."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def check_replaceable(
+    target: Path, force: bool, flag: str, ours: Callable[[str], bool] | None = None
+) -> None:
+    """Refuse early what `replace_folder` would refuse late: an existing ``target`` without
+    ``force`` (``flag`` names the option, e.g. ``"--force (force=True)"``), a file, or a folder
+    holding files kerasviz did not write (they are never deleted)."""
+    target = Path(target)
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder; choose another folder")
+    if not any(target.iterdir()):
+        return
+    if not force:
+        raise FileExistsError(f"{target} exists; pass {flag} to replace it")
+    foreign = foreign_files(target, ours)
+    if foreign:
+        raise FileExistsError(
+            f"{target} holds files kerasviz did not write ({describe_files(foreign)}); they "
+            "are not deleted: choose another folder or move them"
+        )
+
+
+def temp_folder(target: Path, suffix: str = "") -> Path:
+    """A new hidden folder beside ``target`` to build it in, readable like any new folder
+    (`tempfile.mkdtemp` makes it 0700)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+    tmp.chmod(_mode("folder"))
+    return tmp
 
 
 def staged(path: Path, write: Callable) -> Path:
@@ -43,12 +122,25 @@ def atomic_write(path: Path, write: Callable) -> None:
     os.replace(staged(path, write), path)
 
 
-def replace_folder(tmp: Path, target: Path) -> None:
+def replace_folder(tmp: Path, target: Path, ours: Callable[[str], bool] | None = None) -> None:
     """Move the finished folder ``tmp`` to ``target``, replacing a folder already there.
 
-    The old ``target`` is renamed aside first and deleted only after ``tmp`` took its place;
-    if that rename fails, the old folder is put back, so ``target`` is never lost.
+    ``tmp`` gets a marker naming its files. A ``target`` holding files kerasviz did not write
+    (not named by its marker nor accepted by ``ours(relative path)``, for folders written
+    before markers) is refused with `FileExistsError` and left as it is. The old
+    ``target`` is renamed aside first and deleted only after ``tmp`` took its place; if that
+    rename fails, the old folder is put back, so ``target`` is never lost.
     """
+    tmp, target = Path(tmp), Path(target)
+    listed = [rel for rel in files_below(tmp) if rel != MARKER]
+    (tmp / MARKER).write_text(json.dumps({"writer": "kerasviz", "files": listed}, indent=1))
+    if target.exists():
+        foreign = foreign_files(target, ours) if target.is_dir() else [target.name]
+        if foreign:
+            raise FileExistsError(
+                f"{target} holds files kerasviz did not write ({describe_files(foreign)}); "
+                "they are not deleted: choose another folder or move them"
+            )
     if not target.exists():
         os.rename(tmp, target)
         return

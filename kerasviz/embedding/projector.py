@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -161,6 +160,14 @@ def _write_sprite(path: Path, images: np.ndarray) -> tuple[int, int]:
     return tw, th
 
 
+def _written_by_export(rel: str) -> bool:
+    """Whether a file of an export folder is one `export_projector` writes (exports made
+    before folders carried a marker)."""
+    return rel in (CONFIG_NAME, METADATA_NAME, SPRITE_NAME, "checkpoint") or rel.startswith(
+        ("embedding.ckpt", "events.out.tfevents")
+    )
+
+
 def _write_checkpoint(folder: Path, vectors: np.ndarray, name: str) -> str:
     """Save the vectors as a TF checkpoint; returns the tensor name the projector reads."""
     import tensorflow as tf
@@ -246,8 +253,9 @@ def export_projector(
                 f"{target} exists and is not a projector export (no "
                 f"{CONFIG_NAME}); it is not replaced. Choose another logdir."
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    if target.exists() and target.is_dir():  # an export of ours, with nothing else in it
+        _files.check_replaceable(target, overwrite, "overwrite=True", ours=_written_by_export)
+    tmp = _files.temp_folder(target, suffix=".partial")
     try:
         tensor_name = _write_checkpoint(tmp, vectors, name)
         if rows is not None:
@@ -255,7 +263,7 @@ def export_projector(
         dims = None if thumbs is None else _write_sprite(tmp / SPRITE_NAME, thumbs)
         _write_config(tmp, tensor_name, rows is not None, dims)
         _write_events(tmp)
-        _files.replace_folder(tmp, target)
+        _files.replace_folder(tmp, target, ours=_written_by_export)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -247,6 +247,21 @@ class TestFiles:
         assert (target / "metadata.tsv").read_text() == "w\nx\ny\nz\n"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers
 
+    def test_files_put_in_an_export_are_never_deleted(self, tmp_path):
+        target = tmp_path / "run"
+        embedding.export_projector(target, np.ones((4, 2)), labels=list("abcd"))
+        assert (target.stat().st_mode & 0o777) == 0o755  # not mkdtemp's 0700
+        assert ((target / "metadata.tsv").stat().st_mode & 0o777) == 0o644
+        (target / "notes.txt").write_text("precious")
+        before = _snapshot(target)
+        with pytest.raises(FileExistsError, match=r"did not write \(notes\.txt\)"):
+            embedding.export_projector(target, np.zeros((4, 2)), overwrite=True)
+        assert _snapshot(target) == before
+        (target / "notes.txt").unlink()
+        (target / ".kerasviz.json").unlink()  # an export written before folders had markers
+        embedding.export_projector(target, np.zeros((4, 2)), overwrite=True)
+        assert (target / ".kerasviz.json").is_file()
+
     def test_never_replaces_a_folder_that_is_not_an_export(self, tmp_path):
         target = tmp_path / "training_logs"
         target.mkdir()
