@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from kerasviz import _checks
+from kerasviz.imageio import as_display
 from kerasviz.plot import _base
 
 SCALES = ("each", "method")
@@ -60,6 +61,29 @@ def draw_explanation(
     return artist
 
 
+def draw_greyed(ax, image: np.ndarray, reason: str, title: str | None = None) -> None:
+    """Draw ``image`` faded to grey in ``ax`` with ``reason`` over it: a map that is not shown
+    because it cannot be read (a flat model output, a range at float noise)."""
+    import textwrap
+
+    img = as_display(np.asarray(image))
+    grey = img if img.ndim == 2 else img.mean(axis=-1)
+    ax.imshow(0.75 + 0.2 * grey, cmap="gray", vmin=0, vmax=1)
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(reason, 22),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=6.5,
+        color="#333",
+    )
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+
+
 def explanation_grid(
     images: np.ndarray,
     explanations: Mapping[str, np.ndarray],
@@ -71,6 +95,7 @@ def explanation_grid(
     show_images: bool = True,
     colorbar: bool = False,
     size: float = 2.0,
+    reasons: Mapping[str, Sequence[str | None]] | None = None,
 ):
     """A grid with one row per image and one column per method, maps over their images.
 
@@ -88,6 +113,10 @@ def explanation_grid(
         show_images: add a first column with the plain images.
         colorbar: add a colour bar to every map.
         size: inches per cell.
+        reasons: method name -> one entry per image: ``None``, or why that map must not be
+            read (a flat model output, a range at float noise). Such a cell shows the image
+            greyed with the reason instead of the stretched map, and its map is left out of
+            the shared ``scale="method"`` range.
 
     Returns:
         The ``Figure``; ``fig.axes`` run row by row.
@@ -121,6 +150,14 @@ def explanation_grid(
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"`explanations[{name!r}]` contains NaN or infinite values.")
         maps[str(name)] = arr
+    greyed = {name: [None] * n for name in maps}
+    for name, values in (reasons or {}).items():
+        if name not in maps or len(values) != n:
+            raise ValueError(
+                f"Expected `reasons` to map method names of `explanations` to {n} entries "
+                f"(one per image). Received: {name!r} with {len(values)}"
+            )
+        greyed[name] = [None if v is None else str(v) for v in values]
     if titles is not None and len(titles) != n:
         raise ValueError(
             f"Expected `titles` with {n} entries (one per image). Received: {len(titles)}"
@@ -128,9 +165,13 @@ def explanation_grid(
     offset = 1 if show_images else 0
     fig, axes = _base.figure(n, len(maps) + offset, size=size)
     for col, (name, arr) in enumerate(maps.items()):
-        shared = _limits(arr, symmetric) if scale == "method" else None
+        readable = [row for row in range(n) if greyed[name][row] is None]
+        shared = _limits(arr[readable], symmetric) if scale == "method" and readable else None
         for row in range(n):
             ax = axes[row, col + offset]
+            if greyed[name][row] is not None:
+                draw_greyed(ax, imgs[row], greyed[name][row], title=name if row == 0 else None)
+                continue
             if shared is None:
                 vmin, vmax, sym = _limits(arr[row], symmetric)
             else:

@@ -121,6 +121,8 @@ def embedding_map(
     seed: int = 0,
     size: float = 7.0,
     thumb_px: float = 24.0,
+    marks=None,
+    mark_labels=None,
 ):
     """A 2-D scatter of feature vectors coloured by label, with thumbnails at some points.
 
@@ -136,6 +138,9 @@ def embedding_map(
         seed: chooses the first thumbnail.
         size: figure side in inches.
         thumb_px: thumbnail side on screen, in points.
+        marks: ``(M, 2)`` more points drawn on top as black stars (e.g. the images a report
+            explains, projected together with the others).
+        mark_labels: ``M`` names written beside the stars.
 
     Returns:
         The ``Figure``.
@@ -191,6 +196,34 @@ def embedding_map(
                 box, pts[i], frameon=True, pad=0.1, bboxprops={"edgecolor": edge, "linewidth": 1.5}
             )
             ax.add_artist(ab)
+    if marks is not None:
+        spots = np.asarray(marks, dtype=np.float64).reshape(-1, 2)
+        if mark_labels is not None and len(mark_labels) != spots.shape[0]:
+            raise ValueError(
+                f"Expected {spots.shape[0]} `mark_labels` (one per mark). "
+                f"Received: {len(mark_labels)}"
+            )
+        ax.scatter(
+            spots[:, 0],
+            spots[:, 1],
+            s=160,
+            marker="*",
+            color="black",
+            edgecolors="white",
+            linewidths=1.0,
+            zorder=5,
+        )
+        for i, spot in enumerate(spots if mark_labels is not None else []):
+            ax.annotate(
+                str(mark_labels[i]),
+                spot,
+                xytext=(5, 5),
+                textcoords="offset points",
+                fontsize=8,
+                fontweight="bold",
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

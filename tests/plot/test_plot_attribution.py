@@ -89,3 +89,22 @@ def test_bad_input():
         plot.explanation_grid(images, maps, scale="global")
     with pytest.raises(ValueError, match="`images`"):
         plot.explanation_grid(images[0, 0], maps)
+
+
+def test_greyed_cells_show_the_reason_not_the_map():
+    images, maps = _data(n=2, methods=2)
+    maps["m0"][1] *= 1e-12  # noise that full contrast would hide
+    reasons = {"m0": [None, "map range 1e-12 is at float noise"]}
+    fig = plot.explanation_grid(images, maps, reasons=reasons, scale="method")
+    axes = np.array(fig.axes).reshape(2, 3)
+    grey = axes[1, 1]
+    assert len(grey.images) == 1 and grey.images[0].get_cmap().name == "gray"
+    assert "float noise" in grey.texts[0].get_text().replace("\n", " ")
+    # The greyed map is left out of its method's shared range; the other cells draw as before.
+    bound = float(np.abs(maps["m0"][0]).max())
+    assert _map_artist(axes[0, 1]).get_clim() == pytest.approx((-bound, bound))
+    assert len(axes[1, 2].images) == 2 and not axes[1, 2].texts
+    with pytest.raises(ValueError, match="reasons"):
+        plot.explanation_grid(images, maps, reasons={"m0": [None]})
+    with pytest.raises(ValueError, match="reasons"):
+        plot.explanation_grid(images, maps, reasons={"nope": [None, None]})

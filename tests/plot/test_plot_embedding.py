@@ -55,6 +55,20 @@ class TestPlots:
         with pytest.raises(ValueError, match="points"):
             plot.embedding_map(np.zeros((3, 3)))
 
+    def test_embedding_map_marks_the_inputs(self):
+        from kerasviz import plot
+
+        points = np.random.default_rng(0).normal(size=(12, 2))
+        marks = np.array([[0.5, -0.5], [2.0, 1.0]])
+        fig = plot.embedding_map(points, marks=marks, mark_labels=["cat", "dog"])
+        ax = fig.axes[0]
+        stars = ax.collections[-1]
+        np.testing.assert_allclose(stars.get_offsets(), marks)
+        assert [t.get_text() for t in ax.texts] == ["cat", "dog"]
+        assert [tuple(t.xy) for t in ax.texts] == [tuple(m) for m in marks]
+        with pytest.raises(ValueError, match="mark_labels"):
+            plot.embedding_map(points, marks=marks, mark_labels=["cat"])
+
     def test_cluster_montage(self):
         from kerasviz import plot
 
