@@ -3,8 +3,10 @@
 Compute never draws and drawing never computes; nothing here imports `kerasviz.inspect`.
 matplotlib is imported on first use, with the non-interactive Agg backend unless the user chose
 another. `kerasviz.plot.raster` (``overlay_rgb``, ``png_bytes``) needs numpy and Pillow only, so
-dataset jobs never load matplotlib. Functions are grouped by area in submodules and re-exported
-here lazily: ``kerasviz.plot.overlay_rgb`` imports the raster module alone.
+dataset jobs never load matplotlib; `kerasviz.plot.placement` (``place_grid``: a coarse grid
+placed on the input at its cells' receptive-field centres) needs numpy only. Functions are
+grouped by area in submodules and re-exported here lazily: ``kerasviz.plot.overlay_rgb``
+imports the raster module alone.
 """
 
 import importlib
@@ -31,6 +33,7 @@ _WHERE = {
     "lime_figure": "lime",
     "overlay_rgb": "raster",
     "png_bytes": "raster",
+    "place_grid": "placement",
     "top_patch_grid": "zf",
     "occlusion_row": "zf",
     "units_section": "zf",
