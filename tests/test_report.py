@@ -253,12 +253,12 @@ def test_any_size_model_with_caffe_inputs(tmp_path):
         preprocessing=Preprocessing("caffe"),
         resize="pad",
         size=(24, 16),
-        layers=["conv"],
         **kwargs,
     )
     meta = json.loads((index.parent / "report.json").read_text())
     assert meta["input"] == {"preprocessing": {"mode": "caffe"}, "resize": "pad", "size": [24, 16]}
-    assert '<section id="activations">' in index.read_text()
+    # The representative layer of an open-size model, its size measured on the images.
+    assert "<h3><code>conv</code>: 22 x 14, strongest 3 of 3 channels</h3>" in index.read_text()
 
 
 def _rows(*layers):
