@@ -14,6 +14,7 @@ from pathlib import Path
 from kerasviz.models import RESIZE  # numpy only: --help stays fast
 
 EXIT_USAGE = 2
+EXIT_BAD_IMAGES = 3  # explain --strict: some images could not be read (the rest were explained)
 
 
 class UsageError(Exception):
@@ -316,8 +317,14 @@ def cmd_explain(args) -> int:
             f"--out: {err}".replace("overwrite=True (--force)", "--force").replace("out: ", "", 1)
         ) from None
     resumed = f" ({result.skipped} done before)" if result.skipped else ""
-    print(f"explain: {result.total} maps in {Path(args.out).resolve()}{resumed}")
-    return 0
+    bad = len(result.failed)
+    unread = f", {bad} image{'s' * (bad != 1)} unreadable" if bad else ""
+    done = result.total - len(result.failed)
+    print(f"explain: {done} maps in {Path(args.out).resolve()}{resumed}{unread}")
+    strict = args.strict
+    if strict is None:  # a folder is a data set to get through; named files are each wanted
+        strict = not any(Path(item).is_dir() for item in args.images)
+    return EXIT_BAD_IMAGES if strict and result.failed else 0
 
 
 def cmd_embed(args) -> int:
@@ -489,6 +496,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="kerasviz-explain",
         help="output folder; a folder holding the same job is resumed, --force starts again",
+    )
+    bad = p.add_mutually_exclusive_group()
+    bad.add_argument(
+        "--skip-bad",
+        dest="strict",
+        action="store_false",
+        default=None,
+        help="an unreadable image is recorded in the manifest and skipped, exit code 0 "
+        "(the default when --images names a folder)",
+    )
+    bad.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        help=f"as --skip-bad, but exit code {EXIT_BAD_IMAGES} if any image could not be read "
+        "(the default when --images names files)",
     )
     p.set_defaults(func=cmd_explain)
 

@@ -57,7 +57,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,8 @@ class JobResult:
         written: images explained and written by this run.
         skipped: images already finished by an earlier run (resumed).
         seconds: wall time of this run.
+        failed: ``(file, error)`` of each image that could not be read (recorded in the
+            manifest with its ``error`` and tried again when the job is resumed).
     """
 
     out: Path
@@ -89,6 +91,7 @@ class JobResult:
     written: int
     skipped: int
     seconds: float
+    failed: list = field(default_factory=list)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -244,39 +247,60 @@ def _resolve_targets(targets, names: list[str], num_classes: int) -> list[int | 
     return [int(t) for t in arr]
 
 
-def _check_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> bool:
-    """Whether ``out`` holds this job already (resume); refuse a foreign or different one."""
+def _ours(job: dict | None):
+    """``ours(relative path)``: whether a file of a job folder is one that job wrote."""
+    method = (job or {}).get("method") if isinstance(job, dict) else None
+    endings = () if not isinstance(method, str) else (f".{method}.npy", f".{method}.png")
+
+    def ours(rel: str) -> bool:
+        return rel in (JOB, MANIFEST) or (bool(endings) and rel.endswith(endings))
+
+    return ours
+
+
+def _check_out(out: Path, spec: dict, resume: bool, overwrite: bool) -> tuple[bool, list[str]]:
+    """``(resuming, stale)``: whether ``out`` holds this job already, and the files of the
+    job there that ``overwrite`` replaces. Refuses a different job or a folder with files of
+    its own (never deleted, not even with ``overwrite``)."""
     if not out.exists():
-        return False
+        return False, []
     if not out.is_dir():
         raise FileExistsError(f"out: {out} exists and is not a folder")
-    job_file = out / JOB
-    if overwrite:
-        return False
-    if job_file.is_file():
+    if not any(out.iterdir()):
+        return False, []
+    previous = None
+    if (out / JOB).is_file():
         try:
-            previous = json.loads(job_file.read_text())
-        except json.JSONDecodeError:
+            previous = json.loads((out / JOB).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
             previous = None
-        if previous == spec:
-            if resume:
-                return True
+    ours = _ours(previous)
+    if overwrite:
+        foreign = _files.foreign_files(out, ours)
+        if foreign:
             raise FileExistsError(
-                f"out: {out} holds this job already; resume it, or pass "
-                "overwrite=True (--force) to start again"
+                f"out: {out} holds files kerasviz did not write ({_files.describe_files(foreign)}"
+                "); they are not deleted: choose another folder or move them"
             )
+        return False, [rel for rel in _files.files_below(out) if ours(rel)]
+    if previous == spec:
+        if resume:
+            return True, []
+        raise FileExistsError(
+            f"out: {out} holds this job already; resume it, or pass "
+            "overwrite=True (--force) to start again"
+        )
+    if (out / JOB).is_file():
         differs = sorted(k for k in spec if previous is None or previous.get(k) != spec[k])
         raise FileExistsError(
             f"out: {out} holds a different job (differs in: "
             f"{', '.join(differs)}); choose another folder or pass "
             "overwrite=True (--force) to replace it"
         )
-    if any(out.iterdir()):
-        raise FileExistsError(
-            f"out: {out} exists and is not empty; pass overwrite=True "
-            "(--force) to replace what kerasviz writes there"
-        )
-    return False
+    raise FileExistsError(
+        f"out: {out} exists and holds no kerasviz job; choose another folder (kerasviz "
+        "replaces only files it wrote)"
+    )
 
 
 def _overlay(path, explanation: np.ndarray, geo: imageio.Geometry, channels: int) -> np.ndarray:
@@ -410,27 +434,35 @@ def explain_folder(
     }
 
     out = Path(out)
-    resuming = _check_out(out, spec, resume, overwrite)
+    resuming, stale = _check_out(out, spec, resume, overwrite)
     extra = {} if strategy is None else {"strategy": scorer.strategy}
     explainer = attribution.create(method, model, **chosen, **extra)
-    out.mkdir(parents=True, exist_ok=True)
-    for stray in out.rglob(f"*{TMP_SUFFIX}"):  # left by a killed run
-        stray.unlink()
     manifest_path = out / MANIFEST
     suffix = f".{method}"
     rows = read_manifest(manifest_path) if resuming else []
     kept = [
         r
         for r in rows
-        if (out / f"{r['name']}{suffix}.npy").is_file()
+        if "error" not in r  # an image that could not be read is tried again
+        and (out / f"{r['name']}{suffix}.npy").is_file()
         and (not png or (out / f"{r['name']}{suffix}.png").is_file())
     ]
-    if not resuming or len(kept) < len(rows):  # start afresh, or forget maps deleted since
-        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept).encode()
-        _files.atomic_write(manifest_path, lambda f: f.write(data))
-    write_json(out / JOB, spec)
     finished = {r["name"] for r in kept}
-    del rows, kept  # only the names are needed from here on
+    # The manifest to start from: the kept lines (none when starting afresh); None keeps it.
+    fresh = None if resuming and len(kept) == len(rows) else kept
+    fresh = None if fresh is None else "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh)
+
+    def begin() -> None:
+        """Make the folder the job's: only once its first result is ready, so that a run
+        rejected before it (a bad setting found late, a model that fails) leaves nothing."""
+        out.mkdir(parents=True, exist_ok=True)
+        for stray in out.rglob(f"*{TMP_SUFFIX}"):  # left by a killed run
+            stray.unlink()
+        for rel in stale:  # the replaced job's files (overwrite): ours, checked above
+            (out / rel).unlink(missing_ok=True)
+        if fresh is not None:  # start afresh, or forget lost maps and unread images
+            _files.atomic_write(manifest_path, lambda f: f.write(fresh.encode()))
+        write_json(out / JOB, spec)
 
     batches = [
         (s, e)
@@ -438,69 +470,115 @@ def explain_folder(
         if any(names[i] not in finished for i in range(s, e))
     ]
     skipped = sum(name in finished for name in names)
+    del rows, kept  # only the names are needed from here on
     bar = Progress(len(files), skipped, f"explain {method}", enabled=progress)
 
     kinds: list[str] = []  # "grey" or "colour" per file read, for the one channel note
 
     def load(span):
+        """``(batch of the readable files, their geometries, {index: error} of the others)``."""
         s, e = span
-        read = [imageio.read_file(files[i], (h, w), c, prep, resize) for i in range(s, e)]
-        kinds.extend(kind for _, _, kind in read)
-        return np.stack([a for a, _, _ in read]), [g for _, g, _ in read]
+        arrays, geometries, errors = [], [], {}
+        for i in range(s, e):
+            try:
+                array, geo, kind = imageio.read_file(files[i], (h, w), c, prep, resize)
+            except (ValueError, OSError) as err:  # a corrupt, truncated or vanished file
+                errors[i] = str(err)
+                continue
+            kinds.append(kind)
+            arrays.append(array)
+            geometries.append(geo)
+        batch = np.stack(arrays) if arrays else np.zeros((0, h, w, c), np.float32)
+        return batch, geometries, errors
 
-    written = 0
-    with ThreadPoolExecutor(max_workers=1) as reader, open(manifest_path, "ab") as manifest:
-        pending = reader.submit(load, batches[0]) if batches else None
-        for k, (s, e) in enumerate(batches):
-            batch, geometries = pending.result()
-            pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-            scores = scorer.predict(batch)  # (B, K)
-            top = np.argmax(scores, axis=-1)  # (B,) Scorer.targets' rule, without a 2nd pass
-            picked = np.array(
-                [top[j] if wanted[i] is None else wanted[i] for j, i in enumerate(range(s, e))],
-                np.int32,
-            )
-            maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
-            lines = []
-            for j, i in enumerate(range(s, e)):
-                name = names[i]
-                if name in finished:
-                    continue
-                target = int(picked[j])
-                base = out / f"{name}{suffix}"
-                _files.atomic_write(
-                    base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
-                )
-                if png:
-                    data = png_bytes(_overlay(files[i], maps[j], geometries[j], c))
+    written, failed = 0, []
+    manifest, held = None, []
+    try:
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(load, batches[0]) if batches else None
+            for k, (s, e) in enumerate(batches):
+                batch, geometries, errors = pending.result()
+                pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
+                good = [i for i in range(s, e) if i not in errors]
+                if good:
+                    scores = scorer.predict(batch)  # (B, K)
+                    top = np.argmax(scores, axis=-1)  # Scorer.targets' rule, no 2nd pass
+                    picked = np.array(
+                        [top[j] if wanted[i] is None else wanted[i] for j, i in enumerate(good)],
+                        np.int32,
+                    )
+                    maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
+                    if manifest is None:  # the first result: now the folder becomes the job's
+                        begin()
+                        manifest = open(manifest_path, "ab")  # noqa: SIM115 (closed below)
+                lines = held  # rows of unreadable images wait for the first result
+                for i in range(s, e):
+                    name = names[i]
+                    if name in finished:
+                        continue
+                    if i in errors:
+                        failed.append((files[i], errors[i]))
+                        row = {"file": files[i], "name": name, "method": method}
+                        row.update(settings=settings_json, error=errors[i])
+                        lines.append(json.dumps(row, sort_keys=True) + "\n")
+                        continue
+                    j = good.index(i)
+                    target = int(picked[j])
+                    base = out / f"{name}{suffix}"
                     _files.atomic_write(
-                        base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
+                        base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
                     )
-                lines.append(
-                    json.dumps(
-                        {
-                            "file": files[i],
-                            "name": name,
-                            "target": target,
-                            "class": labels[target],
-                            "score": float(scores[j, target]),
-                            "method": method,
-                            "settings": settings_json,
-                            "geometry": geometries[j].to_dict(),
-                        },
-                        sort_keys=True,
+                    if png:
+                        data = png_bytes(_overlay(files[i], maps[j], geometries[j], c))
+                        _files.atomic_write(
+                            base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
+                        )
+                    written += 1
+                    lines.append(
+                        json.dumps(
+                            {
+                                "file": files[i],
+                                "name": name,
+                                "target": target,
+                                "class": labels[target],
+                                "score": float(scores[j, target]),
+                                "method": method,
+                                "settings": settings_json,
+                                "geometry": geometries[j].to_dict(),
+                            },
+                            sort_keys=True,
+                        )
+                        + "\n"
                     )
-                    + "\n"
+                bar.update(skipped + written + len(failed))
+                if manifest is None:
+                    continue
+                # One write per batch; a kill inside it leaves a torn line that a restart drops.
+                manifest.write("".join(lines).encode())
+                manifest.flush()
+                os.fsync(manifest.fileno())
+                held = []
+        if manifest is None and held:
+            if not skipped:  # not one image could be read: nothing was done, nothing written
+                raise ValueError(
+                    f"images: none of the {len(failed)} images could be read; the first: "
+                    f"{failed[0][1]}"
                 )
-            # One write per batch; a kill inside it leaves a torn line that a restart drops.
-            manifest.write("".join(lines).encode())
-            manifest.flush()
-            os.fsync(manifest.fileno())
-            written += len(lines)
-            bar.update(skipped + written)
+            begin()  # a resumed job whose remaining images are all unreadable
+            manifest = open(manifest_path, "ab")  # noqa: SIM115 (closed below)
+            manifest.write("".join(held).encode())
+    finally:
+        if manifest is not None:
+            manifest.close()
     if resuming:
         _sort_manifest(manifest_path, names)
     converted = imageio.conversion_note(kinds, c)
     if converted:
         bar.note(converted)
-    return JobResult(out, len(files), written, skipped, time.perf_counter() - start_time)
+    if failed:
+        bar.note(
+            f"{len(failed)} of {len(files)} images could not be read and were skipped (manifest "
+            f"rows with an 'error'); the first: {failed[0][1]}"
+        )
+    seconds = time.perf_counter() - start_time
+    return JobResult(out, len(files), written, skipped, seconds, failed)

@@ -257,10 +257,13 @@ class TestRefusals:
         foreign = tmp_path / "foreign"
         foreign.mkdir()
         (foreign / "notes.txt").write_text("mine")
-        with pytest.raises(FileExistsError, match="not empty"):
+        with pytest.raises(FileExistsError, match="holds no kerasviz job"):
             jobs.explain_folder(model, images, "saliency", foreign)
-        jobs.explain_folder(model, images, "saliency", foreign, overwrite=True, progress=False)
-        assert (foreign / "notes.txt").read_text() == "mine"  # only our files are replaced
+        with pytest.raises(FileExistsError, match=r"did not write \(notes\.txt\)"):
+            jobs.explain_folder(model, images, "saliency", foreign, overwrite=True)
+        assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+        (foreign / "notes.txt").unlink()
+        jobs.explain_folder(model, images, "saliency", foreign, progress=False)
         with pytest.raises(FileExistsError, match="differs in: method"):
             jobs.explain_folder(model, images, "gradcam", foreign)
         with pytest.raises(FileExistsError, match="holds this job"):
@@ -269,6 +272,15 @@ class TestRefusals:
         other = keras.models.clone_model(model)  # same graph, other weights
         with pytest.raises(FileExistsError, match="model"):
             jobs.explain_folder(other, images, "saliency", foreign)
+        # overwrite replaces the job's own files (the saliency maps go) and nothing else
+        (foreign / "notes.txt").write_text("mine")
+        with pytest.raises(FileExistsError, match="notes.txt"):
+            jobs.explain_folder(model, images, "gradcam", foreign, overwrite=True)
+        (foreign / "notes.txt").unlink()
+        jobs.explain_folder(model, images, "gradcam", foreign, overwrite=True, progress=False)
+        assert (
+            not list(foreign.rglob("*.saliency.*")) and len(list(foreign.rglob("*.gradcam.*"))) == 4
+        )
 
     def test_bad_arguments_named(self, tmp_path, model):
         images = write_images(tmp_path / "in", 2)
@@ -293,12 +305,63 @@ class TestRefusals:
         (tmp_path / "foreign").mkdir()
         (tmp_path / "foreign" / "x.txt").write_text("x")
         args = ["explain", "--model", str(model_file), "--images", str(images), "--quiet"]
-        assert main([*args, "--out", str(tmp_path / "foreign")]) == 2
-        stderr = capsys.readouterr().err
-        assert "--force" in stderr and len(stderr.strip().splitlines()) == 1
+        for force in ((), ("--force",)):
+            assert main([*args, "--out", str(tmp_path / "foreign"), *force]) == 2
+            stderr = capsys.readouterr().err
+            assert "choose another folder" in stderr and len(stderr.strip().splitlines()) == 1
+        assert (tmp_path / "foreign" / "x.txt").read_text() == "x"
         assert main([*args, "--out", str(tmp_path / "o"), "--batch-size", "0"]) == 2
         assert "batch_size" in capsys.readouterr().err
-        assert main([*args, "--out", str(tmp_path / "o"), "--force"]) == 0
+        assert main([*args, "--out", str(tmp_path / "o")]) == 0
+        assert main([*args, "--out", str(tmp_path / "o")]) == 0  # resumed: nothing to do
+        assert main([*args, "--out", str(tmp_path / "o"), "--method", "gradcam"]) == 2
+        assert "--force" in capsys.readouterr().err
+        assert main([*args, "--out", str(tmp_path / "o"), "--force", "--method", "gradcam"]) == 0
+
+    def test_rejected_runs_leave_nothing(self, tmp_path, model, model_file, capsys):
+        images = write_images(tmp_path / "in", 2)
+        out = tmp_path / "o"
+        with pytest.raises(ValueError, match="patch"):
+            jobs.explain_folder(model, images, "occlusion", out, settings={"patch": 500})
+        args = ["explain", "--model", str(model_file), "--images", str(images), "--quiet"]
+        assert main([*args, "--out", str(out), "--method", "occlusion", "--patch", "500"]) == 2
+        assert not out.exists()
+        assert main([*args, "--out", str(out), "--method", "occlusion", "--patch", "4"]) == 0
+
+
+def test_bad_images_are_recorded_and_the_good_ones_explained(tmp_path, model, model_file, capsys):
+    images = write_images(tmp_path / "in", 3)
+    (images / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (images / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "o"
+    result = jobs.explain_folder(model, images, "saliency", out, batch_size=2, progress=False)
+    assert (result.total, result.written) == (5, 3)
+    assert sorted(Path(f).name for f, _ in result.failed) == ["corrupt.png", "empty.jpg"]
+    rows = read_rows(out)
+    bad = {r["name"]: r for r in rows if "error" in r}
+    assert sorted(bad) == ["corrupt", "empty"] and all(
+        "not a readable image" in r["error"] for r in bad.values()
+    )
+    assert len([r for r in rows if "error" not in r]) == 3 == len(list(out.rglob("*.saliency.npy")))
+    before = snapshot(out)
+    again = jobs.explain_folder(model, images, "saliency", out, batch_size=2, progress=False)
+    assert (again.skipped, again.written, len(again.failed)) == (3, 0, 2)  # retried, same rows
+    assert snapshot(out) == before
+    args = ["explain", "--model", str(model_file), "--images", str(images), "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "c")]) == 0  # a folder: skipped, exit 0
+    assert "explain: 3 maps in" in capsys.readouterr().out  # --quiet: the summary only
+    assert main([*args[:-1], "--out", str(tmp_path / "c2")]) == 0
+    captured = capsys.readouterr()
+    assert "3 maps" in captured.out and "2 images unreadable" in captured.out
+    assert main([*args, "--out", str(tmp_path / "d"), "--strict"]) == 3
+    one = ["explain", "--model", str(model_file), "--images", str(images / "corrupt.png")]
+    assert main([*one, "--quiet", "--out", str(tmp_path / "e")]) == 2  # nothing readable
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+    two = [*one, str(images / "a" / "img0001.png"), "--quiet"]
+    assert main([*two, "--out", str(tmp_path / "f")]) == 3  # files named: strict
+    assert main([*two, "--out", str(tmp_path / "g"), "--skip-bad"]) == 0
+    assert len(list((tmp_path / "d").rglob("*.npy"))) == 3  # the good ones still done
 
 
 def test_progress_line_has_rate_and_eta(monkeypatch):
