@@ -156,13 +156,15 @@ def _quiet(args) -> bool:
     return args.quiet
 
 
-def _fresh_dir(path: Path, force: bool, what: str = "out") -> None:
-    """Refuse to write into an existing, non-empty folder unless ``--force``."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
-        raise UsageError(
-            f"--{what}: {path} exists and is not empty; pass --force to replace "
-            "what kerasviz writes there"
-        )
+def _fresh_dir(path: Path, force: bool, what: str = "out", ours=None) -> None:
+    """Refuse an existing, non-empty folder unless ``--force``, and with it a folder holding
+    files that ``ours(relative path)`` does not accept (kerasviz never deletes those)."""
+    from kerasviz import _files
+
+    try:
+        _files.check_replaceable(path, force, "--force", ours=ours)
+    except FileExistsError as err:
+        raise UsageError(f"--{what}: {err}") from None
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -336,7 +338,16 @@ def cmd_embed(args) -> int:
     model, card = _load_model(args.model)
     images, files = _images(args, model, card)
     out = Path(args.out)
-    _fresh_dir(out, args.force)
+    # Both destinations are checked before anything is computed or written.
+    _fresh_dir(
+        out,
+        args.force,
+        ours=lambda rel: rel in (embedding.FEATURES_NAME, embedding.NEIGHBOURS_NAME),
+    )
+    if args.projector:
+        _fresh_dir(Path(args.projector), args.force, "projector", ours=embedding.is_export_file)
+    elif args.serve:
+        raise UsageError("--serve needs --projector DIR")
     extractor = embedding.FeatureExtractor(model, layer=args.layer, reduce=args.reduce)
     vectors = extractor.extract(images, progress=not quiet)
     embedding.save_features(
@@ -355,8 +366,6 @@ def cmd_embed(args) -> int:
         print(f"projector: tensorboard --logdir {path} --host 127.0.0.1")
         if args.serve:
             return _serve_tensorboard(path)
-    elif args.serve:
-        raise UsageError("--serve needs --projector DIR")
     return 0
 
 

@@ -237,6 +237,17 @@ def test_embed_writes_features_neighbours_and_projector(tmp_path, capsys):
         ]
     )
     one_line_error(capsys, again, "--force")
+    # Both destinations are checked first: a projector folder that refuses leaves --out alone.
+    (tmp_path / "proj" / "notes.txt").write_text("mine")
+    fresh = tmp_path / "e2"
+    base = ["embed", "--images", "saved_models/samples/digits", "--quiet", "--force"]
+    refused = main([*base, "--out", str(fresh), "--projector", str(tmp_path / "proj")])
+    one_line_error(capsys, refused, "did not write (notes.txt)")
+    assert not fresh.exists() and (tmp_path / "proj" / "notes.txt").read_text() == "mine"
+    (tmp_path / "e" / "mine.csv").write_text("x")
+    one_line_error(capsys, main([*base, "--out", str(tmp_path / "e")]), "mine.csv")
+    (tmp_path / "e" / "mine.csv").unlink()
+    assert main([*base, "--out", str(tmp_path / "e")]) == 0
 
 
 def test_explain_writes_maps(tmp_path, capsys):

@@ -28,6 +28,7 @@ from kerasviz.embedding.projector import (
     SPRITE_LIMIT,
     SPRITE_NAME,
     export_projector,
+    is_export_file,
     sprite_layout,
 )
 from kerasviz.embedding.saving import FEATURES_NAME, NEIGHBOURS_NAME, save_features
@@ -47,6 +48,7 @@ __all__ = [
     "ProjectorCallback",
     "export_projector",
     "features",
+    "is_export_file",
     "kmeans",
     "nearest",
     "project",

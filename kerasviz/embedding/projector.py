@@ -160,7 +160,7 @@ def _write_sprite(path: Path, images: np.ndarray) -> tuple[int, int]:
     return tw, th
 
 
-def _written_by_export(rel: str) -> bool:
+def is_export_file(rel: str) -> bool:
     """Whether a file of an export folder is one `export_projector` writes (exports made
     before folders carried a marker)."""
     return rel in (CONFIG_NAME, METADATA_NAME, SPRITE_NAME, "checkpoint") or rel.startswith(
@@ -254,7 +254,7 @@ def export_projector(
                 f"{CONFIG_NAME}); it is not replaced. Choose another logdir."
             )
     if target.exists() and target.is_dir():  # an export of ours, with nothing else in it
-        _files.check_replaceable(target, overwrite, "overwrite=True", ours=_written_by_export)
+        _files.check_replaceable(target, overwrite, "overwrite=True", ours=is_export_file)
     tmp = _files.temp_folder(target, suffix=".partial")
     try:
         tensor_name = _write_checkpoint(tmp, vectors, name)
@@ -263,7 +263,7 @@ def export_projector(
         dims = None if thumbs is None else _write_sprite(tmp / SPRITE_NAME, thumbs)
         _write_config(tmp, tensor_name, rows is not None, dims)
         _write_events(tmp)
-        _files.replace_folder(tmp, target, ours=_written_by_export)
+        _files.replace_folder(tmp, target, ours=is_export_file)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
