@@ -239,6 +239,15 @@ def flat_outputs(scores, probabilities: bool) -> list[str | None]:
     return reasons
 
 
+def _flat_for_head(outputs, head: str | None) -> list[str | None]:
+    """`flat_outputs` of a model's outputs given its head: a softmax as probabilities,
+    independent sigmoid labels as their logits, anything else as scores."""
+    if head == "sigmoid":
+        clipped = np.clip(np.asarray(outputs, np.float64), 1e-12, 1 - 1e-12)
+        return flat_outputs(np.log(clipped / (1 - clipped)), probabilities=False)
+    return flat_outputs(outputs, probabilities=head == "softmax")
+
+
 def noise_maps(maps, scale) -> list[str | None]:
     """Why each map cannot be read, or ``None``: not finite, constant, or a range at float noise.
 
@@ -886,7 +895,7 @@ def build_report(
         rows = inspect.layer_table(keras_model)  # one graph walk serves three sections
         _summary_section(page, keras_model, card, rows)
         probs = keras_model.predict(batch, verbose=0)
-        flat = flat_outputs(probs, inspect.head_activation(keras_model) == "softmax")
+        flat = _flat_for_head(probs, inspect.head_activation(keras_model))
         for name, reason in zip(names, flat, strict=True):
             if reason:
                 page.warn(f"{name}: {reason}; its explanations are drawn grey")

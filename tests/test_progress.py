@@ -31,6 +31,7 @@ def test_lines_units_and_notes(monkeypatch):
     bar.update(2)
     bar.update(4)  # the last line always
     lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()  # not a terminal
     assert len(lines) == 2 and lines[0].startswith("steps  1/4 [######")
     assert "step/s" in lines[1] and lines[1].endswith("ETA 0:00"), lines
     bar.note("filters")

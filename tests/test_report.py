@@ -319,6 +319,10 @@ def test_flat_outputs_and_noise_maps():
     assert "span only 1e-09" in report.flat_outputs(logits, probabilities=False)[0]
     assert report.flat_outputs(np.zeros((2, 1)), probabilities=False) == [None, None]
     assert "not finite" in report.flat_outputs(np.array([[np.nan, 1.0]]), False)[0]
+    # Independent sigmoid labels compare as logits: all "absent" alike is flat, one present not.
+    sigmoid = np.array([[0.02, 0.02, 0.0205], [0.9, 0.02, 0.02]])
+    assert [r is None for r in report._flat_for_head(sigmoid, "sigmoid")] == [False, True]
+    assert report._flat_for_head(sigmoid, None)[0].endswith("span only 0.0005")
 
     rng = np.random.default_rng(0)
     maps = rng.normal(size=(5, 8, 8))
