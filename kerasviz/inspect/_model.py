@@ -147,7 +147,7 @@ def find_layer(model, ref) -> Any:
     hint = f" Closest names: {close}." if close else ""
     raise KeyError(
         f"No layer {ref!r} in model {model.name!r}.{hint} "
-        "See kerasviz.inspect.layer_table(model) for all layers."
+        "`kerasviz info MODEL` (or kerasviz.inspect.layer_table(model)) lists them all."
     )
 
 
