@@ -190,7 +190,8 @@ def _summary_section(page: _Page, model, card: dict, rows) -> None:
             facts.append((label, card[key]))
     convs = sum(1 for r in rows if r.filters)
     folded = (
-        f"<details><summary>All {len(rows)} layers ({convs} convolutions): path, type, output "
+        f"<details><summary>All {len(rows)} layers ({convs} convolution"
+        f"{'' if convs == 1 else 's'}): path, type, output "
         f"shape, parameters and what each can be used for</summary>{table}</details>"
     )
     page.add("summary", "Model", _facts(facts) + folded)
