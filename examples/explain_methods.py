@@ -18,7 +18,11 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # also for the subprocesses
+
+from kerasviz._compute import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # TensorFlow's start-up lines and retracing notices stay off the terminal
 os.environ.setdefault("KERASVIZ_QUIET", "1")
 
 import numpy as np  # noqa: E402

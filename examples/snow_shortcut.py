@@ -23,7 +23,11 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # also for the subprocesses
+
+from kerasviz._compute import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # TensorFlow's start-up lines and retracing notices stay off the terminal
 
 import numpy as np  # noqa: E402
 

@@ -26,6 +26,34 @@ def tf():
     return tensorflow
 
 
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up lines and warnings on the user's terminal.
+
+    Its C++ start-up lines (oneDNN, absl) are printed before logging is set up, so
+    ``TF_CPP_MIN_LOG_LEVEL`` alone cannot silence them: stderr is pointed at the null device
+    while it is imported. Its Python warnings (retracing notices) are limited to errors. Set
+    ``KERASVIZ_TF_LOGS=1`` to see everything. For the command line and the examples.
+    """
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ.get("KERASVIZ_TF_LOGS"):
+        return
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                import keras  # noqa: F401
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    tf().get_logger().setLevel("ERROR")
+
+
 def compiled_forward(model, jit_compile: bool = False) -> Callable:
     """``tf.function`` around ``model(x, training=False)``: the cost floor of any method."""
     t = tf()

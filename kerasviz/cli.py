@@ -22,21 +22,9 @@ class UsageError(Exception):
 
 
 def _quiet_tf() -> None:
-    """Import TensorFlow with its start-up log lines (printed by C++ before logging is set up,
-    so TF_CPP_MIN_LOG_LEVEL cannot silence them) kept off the user's terminal."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules or os.environ.get("KERASVIZ_TF_LOGS"):
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from kerasviz._compute import quiet_tensorflow
+
+    quiet_tensorflow()
 
 
 def _load_model(ref: str):
