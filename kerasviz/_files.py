@@ -50,6 +50,7 @@ def foreign_files(folder: Path, ours: Callable[[str], bool] | None = None) -> li
         rel
         for rel in files_below(folder)
         if rel not in named
+        and not rel.split("/")[0].endswith(TMP_SUFFIX)  # a stray, or a folder being built
         and not rel.endswith(TMP_SUFFIX)
         and not (ours is not None and ours(rel))
     ]
@@ -85,14 +86,40 @@ def check_replaceable(
         )
 
 
+def is_current_folder(target: Path) -> bool:
+    """Whether ``target`` is the working folder (``--out .``), which is never renamed."""
+    return Path(target).resolve() == Path.cwd().resolve()
+
+
 def temp_folder(target: Path, suffix: str = "") -> Path:
-    """A new hidden folder beside ``target`` to build it in, readable like any new folder
-    (`tempfile.mkdtemp` makes it 0700)."""
+    """A new hidden folder to build ``target`` in, readable like any new folder
+    (`tempfile.mkdtemp` makes it 0700): beside ``target``, or inside it when ``target`` is
+    the working folder."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+    if is_current_folder(target):
+        tmp = Path(tempfile.mkdtemp(prefix=".kerasviz-", suffix=suffix + TMP_SUFFIX, dir=target))
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
     tmp.chmod(_mode("folder"))
     return tmp
+
+
+def _move_into(tmp: Path, target: Path, ours: Callable[[str], bool] | None) -> None:
+    """`replace_folder` for the working folder: our old files go, then ``tmp``'s entries move
+    in one by one (not atomic as a whole; nothing else in the folder is touched)."""
+    tmp, target = tmp.resolve(), target.resolve()
+    inside = tmp.name if tmp.parent == target else None
+    foreign = set(foreign_files(target, ours))  # empty: replace_folder refused them already
+    for rel in files_below(target):
+        if rel not in foreign and rel.split("/")[0] != inside and not rel.endswith(TMP_SUFFIX):
+            (target / rel).unlink()
+    for folder in sorted((p for p in target.rglob("*") if p.is_dir()), reverse=True):
+        if inside not in folder.relative_to(target).parts and not any(folder.iterdir()):
+            folder.rmdir()
+    for entry in tmp.iterdir():
+        os.replace(entry, target / entry.name)
+    tmp.rmdir()
 
 
 def staged(path: Path, write: Callable) -> Path:
@@ -141,6 +168,9 @@ def replace_folder(tmp: Path, target: Path, ours: Callable[[str], bool] | None =
                 f"{target} holds files kerasviz did not write ({describe_files(foreign)}); "
                 "they are not deleted: choose another folder or move them"
             )
+    if target.exists() and is_current_folder(target):
+        _move_into(tmp, target, ours)
+        return
     if not target.exists():
         os.rename(tmp, target)
         return

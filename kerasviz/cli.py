@@ -223,8 +223,7 @@ def cmd_report(args) -> int:
     from kerasviz import report
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"--out: {out} exists; pass --force to replace it")
+    _fresh_dir(out, args.force, ours=report.is_report_file)
     if args.images:
         for item in args.images:
             if not Path(item).exists():
@@ -239,6 +238,7 @@ def cmd_report(args) -> int:
         class_names=args.class_names,
         reference=args.reference,
         force=args.force,
+        max_figures=args.max_figures,
         progress=not _quiet(args),
         **options,
     )
@@ -453,7 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated explanation methods (default: occlusion,gradcam,saliency,lime)",
     )
     p.add_argument(
-        "--layers", help="comma-separated layers for activation maps (default: every conv layer)"
+        "--layers",
+        help="comma-separated layers for activation maps (default: one per resolution stage, "
+        "at most 6)",
+    )
+    p.add_argument(
+        "--max-figures",
+        type=int,
+        default=80,
+        help="at most this many images in the report (default 80); sections past it say what "
+        "was left out",
     )
     p.add_argument("--class-names", help="text file, one class name per line")
     p.add_argument(

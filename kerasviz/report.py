@@ -18,7 +18,6 @@ import html
 import json
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,12 @@ _NOT_SHOWN = (
     "GaussianNoise",
     "BatchNormalization",
 )
+
+
+def is_report_file(rel: str) -> bool:
+    """Whether a file of a report folder is one a report writes (for folders written before
+    reports carried a marker naming their files)."""
+    return rel in ("index.html", "report.json") or rel.startswith(("img/", "projector/"))
 
 
 @dataclass
@@ -837,8 +842,10 @@ def build_report(
     from kerasviz import _checks, _files, _progress, attribution, imageio, inspect, models
 
     out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"out: {out} exists; pass --force (force=True) to replace it.")
+    try:  # before any work: a report replaces only a report, and only when asked
+        _files.check_replaceable(out, force, "--force (force=True)", ours=is_report_file)
+    except FileExistsError as err:
+        raise FileExistsError(f"out: {err}") from None
     for method in methods:
         attribution.check_method(method)
     max_figures = _checks.check_positive_int(max_figures, "max_figures")
@@ -889,7 +896,7 @@ def build_report(
     shown = prep.display(batch)  # RGB (or grey) in [0, 1], whatever the model's range
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = _files.temp_folder(out)
     try:
         page = _Page(tmp, max_figures=max_figures)
         say("model summary")
@@ -946,7 +953,7 @@ def build_report(
                 indent=2,
             )
         )
-        _files.replace_folder(tmp, out)
+        _files.replace_folder(tmp, out, ours=is_report_file)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -195,8 +195,13 @@ def test_cli_report_refuses_and_bad_input(tmp_path, capsys):
         return code, capsys.readouterr().err
 
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "index.html").write_text("an old report")
     code, err = run("--out", str(tmp_path / "taken"))
     assert code == 2 and "--force" in err and "Traceback" not in err
+    (tmp_path / "taken" / "precious.txt").write_text("mine")  # refused before any work
+    code, err = run("--out", str(tmp_path / "taken"), "--force")
+    assert code == 2 and "did not write (precious.txt)" in err
+    assert (tmp_path / "taken" / "precious.txt").read_text() == "mine"
     code, err = run("--out", str(tmp_path / "r"), "--images", str(tmp_path / "missing.png"))
     assert code == 2 and "no such file" in err
     code, err = run("--out", str(tmp_path / "r"), "--methods", "occlusion,magic")
