@@ -25,6 +25,8 @@ from kerasviz import _checks, _compute, _progress, inspect
 from kerasviz.attribution._base import Explainer
 from kerasviz.attribution._result import Explanation
 
+PLACEMENTS = ("field", "stretch")  # where grid cells go on the image (see GradCAM)
+
 
 def _size(tf, model, x):
     """``(H, W)`` to upsample to: the model's input size, or ``x``'s for an any-size model."""
@@ -32,13 +34,19 @@ def _size(tf, model, x):
     return tf.shape(x)[1:3] if None in size else size
 
 
-def _upsample(tf, grid, size, align_corners=False):
+def _upsample(tf, grid, size, align_corners=False, placement=None):
     """Bilinear ``(B, h, w) -> (B, H, W)``.
 
+    With ``placement`` (the ``(H, h), (W, w)`` weights of
+    `kerasviz.plot.placement.placement_weights`) each cell sits at the centre of its receptive
+    field; otherwise the grid is stretched over the image:
     By default grid cells are centred on the pixels they cover (half-pixel centres, as
     ``tf.image.resize``). ``align_corners=True`` maps the corner cells' centres onto the corner
     pixels, as ``scipy.ndimage.zoom(order=1)`` does in tf-keras-vis.
     """
+    if placement is not None:
+        rows, cols = placement
+        return tf.einsum("Yh,nhw,Xw->nYX", tf.constant(rows), grid, tf.constant(cols))
     if align_corners:
         return tf.raw_ops.ResizeBilinear(
             images=grid[..., None], size=size, align_corners=True, half_pixel_centers=False
@@ -59,9 +67,11 @@ class _LayerCAM(Explainer):
         batch_size: int = 32,
         align_corners: bool = False,
         strategy=None,
+        placement: str = "field",
     ):
         super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
         self.align_corners = bool(align_corners)
+        self.placement = _checks.check_choice(placement, "placement", PLACEMENTS)
         ref = inspect.last_spatial_layer(model) if layer is None else layer
         self.layer = inspect.find_layer(model, ref)
         self.layer_path = inspect.layer_path(model, self.layer)
@@ -81,7 +91,26 @@ class _LayerCAM(Explainer):
                 f"layer={self.layer_path!r} with output shape {shape}"
             )
         self.grid_shape = shape[1:3]
+        self._placed = self._placement_weights()
         self._step = None
+
+    def _placement_weights(self):
+        """The receptive-field placement of the grid, or ``None`` to stretch it: when asked
+        (``placement="stretch"`` or ``align_corners``), for an any-size model (its fields
+        depend on the image size: `create` builds it per size), and for layers whose fields
+        the graph does not give (`kerasviz.inspect.receptive_field` has no rule for them)."""
+        from kerasviz.plot.placement import placement_weights
+
+        size = inspect.input_shape(self.model)[:2]
+        if self.placement == "stretch" or self.align_corners or None in size:
+            return None
+        try:
+            field = inspect.receptive_field(self.model, self.layer)
+        except ValueError:
+            return None
+        if tuple(field.output_size) != tuple(self.grid_shape):
+            return None
+        return placement_weights(field)
 
     def _weights_and_maps(self, tf, acts, grads):
         """``(B, h, w, C), (B, h, w, C) -> (B, h, w)`` before the final ReLU."""
@@ -100,7 +129,8 @@ class _LayerCAM(Explainer):
                 # Only the backward pass from the score down to the layer is built.
                 grads = tape.gradient(score, acts)
                 grid = tf.nn.relu(self._weights_and_maps(tf, acts, grads))  # (B, h, w)
-                return _upsample(tf, grid, _size(tf, self.model, x), self.align_corners), grid
+                size = _size(tf, self.model, x)
+                return _upsample(tf, grid, size, self.align_corners, self._placed), grid
 
             self._step = self.distributed(step)
         return self._step
@@ -156,8 +186,12 @@ class GradCAM(_LayerCAM):
         output: ``"logit"`` (default, the paper's pre-softmax score) or ``"probability"``.
         batch_size: images per compiled step.
         align_corners: upsample with the corner cells on the corner pixels (tf-keras-vis'
-            convention) instead of half-pixel centres.
+            convention) instead of half-pixel centres; implies ``placement="stretch"``.
         strategy: as `kerasviz.attribution.Scorer`.
+        placement: ``"field"`` (default): each grid cell at the centre of its receptive field,
+            computed from the graph (with "valid" padding the grid covers only the part of the
+            image its cells see; with "same" padding this equals stretching);
+            ``"stretch"``: the grid stretched over the whole image (tf-keras-vis, the papers).
 
     >>> GradCAM(model).explain(images).shape
     (8, 64, 64)
@@ -239,6 +273,7 @@ class ScoreCAM(_LayerCAM):
         batch_size: masked images per forward pass.
         align_corners: as `GradCAM` (for the masks and the map).
         strategy: as `GradCAM`.
+        placement: as `GradCAM` (for the masks and the map).
 
     >>> ScoreCAM(model, max_channels=16).explain(images).shape
     (8, 64, 64)
@@ -255,6 +290,7 @@ class ScoreCAM(_LayerCAM):
         batch_size: int = 32,
         align_corners: bool = False,
         strategy=None,
+        placement: str = "field",
     ):
         super().__init__(
             model,
@@ -263,6 +299,7 @@ class ScoreCAM(_LayerCAM):
             batch_size=batch_size,
             align_corners=align_corners,
             strategy=strategy,
+            placement=placement,
         )
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:
@@ -279,7 +316,8 @@ class ScoreCAM(_LayerCAM):
 
             @tf.function(reduce_retracing=False)
             def step(x, grid, t):  # (B, H, W, C), (B, h, w), (B,)
-                mask = _upsample(tf, grid, _size(tf, self.model, x), self.align_corners)
+                size = _size(tf, self.model, x)
+                mask = _upsample(tf, grid, size, self.align_corners, self._placed)
                 low = tf.reduce_min(mask, axis=(1, 2), keepdims=True)
                 high = tf.reduce_max(mask, axis=(1, 2), keepdims=True)
                 mask = (mask - low) / (high - low + 1e-7)  # [0, 1] per channel
@@ -320,5 +358,6 @@ class ScoreCAM(_LayerCAM):
         kept = np.take_along_axis(acts, chosen[:, None, None, :], axis=-1)  # (N, h, w, keep)
         grids = np.maximum(np.einsum("nhwk,nk->nhw", kept, weights), 0.0).astype(np.float32)
         size = batch.shape[1:3]
-        maps = np.asarray(_upsample(tf, tf.constant(grids), size, self.align_corners))
+        maps = _upsample(tf, tf.constant(grids), size, self.align_corners, self._placed)
+        maps = np.asarray(maps)
         return maps, grids

@@ -31,6 +31,14 @@ def field_centres(field) -> tuple[np.ndarray, np.ndarray]:
     return (rows[:, 0] + rows[:, 1] - 1) / 2, (cols[:, 0] + cols[:, 1] - 1) / 2
 
 
+def placement_weights(field) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows (H, h), cols (W, w))`` float32: the linear maps `place_grid` applies along each
+    axis (``rows @ grid @ cols.T``), for placing grids inside a compiled graph."""
+    rows, cols = field_centres(field)
+    height, width = (int(v) for v in field.input_size)
+    return _weights(rows, height).astype(np.float32), _weights(cols, width).astype(np.float32)
+
+
 def place_grid(grid, field) -> np.ndarray:
     """Place a grid ``(N, h, w)`` (or ``(h, w)``) on the input of its layer by receptive fields.
 

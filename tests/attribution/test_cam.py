@@ -256,3 +256,35 @@ def test_explain_with_grid_is_a_deprecated_alias(functional_model):
     with pytest.warns(DeprecationWarning):
         maps, grids = cam.explain_with_grid(x[0], targets=1)
     assert maps.shape == (16, 16) and grids.shape == (8, 8)
+
+
+def test_valid_padding_grid_placed_on_its_receptive_fields(keras):
+    """A 5 x 5 'valid' convolution that copies its centre pixel: cell (i, j) of its 12 x 12 grid
+    is pixel (i + 2, j + 2) of the 16 x 16 image. Placed by receptive fields, Grad-CAM of the
+    linear head is the image itself inside the band the grid sees (edges held outside);
+    stretched over the image (tf-keras-vis, ``placement="stretch"``) it is shifted."""
+    inputs = keras.Input((16, 16, 1))
+    copy = keras.layers.Conv2D(1, 5, padding="valid", use_bias=False, name="copy")
+    x = keras.layers.GlobalAveragePooling2D()(copy(inputs))
+    head = keras.layers.Dense(2, name="logits")
+    model = keras.Model(inputs, head(x))
+    kernel = np.zeros((5, 5, 1, 1), np.float32)
+    kernel[2, 2] = 1.0
+    copy.set_weights([kernel])
+    head.set_weights([np.array([[1.0, -1.0]], np.float32), np.zeros(2, np.float32)])
+    images = np.zeros((3, 16, 16, 1), np.float32)
+    spots = [(5, 9), (2, 2), (13, 11)]  # the last two on the band's edge
+    for n, (r, c) in enumerate(spots):
+        images[n, r, c] = 1.0
+    placed = GradCAM(model, layer="copy").explain(images, 0)
+    stretched = GradCAM(model, layer="copy", placement="stretch").explain(images, 0)
+    for n, (r, c) in enumerate(spots):
+        scale = placed[n].max()
+        np.testing.assert_allclose(
+            placed[n, 2:14, 2:14] / scale, images[n, 2:14, 2:14, 0], atol=1e-6
+        )
+        assert placed[n, r, c] == scale  # (the edge spots' value is held out to the border)
+    assert np.unravel_index(placed[0].argmax(), (16, 16)) == spots[0]
+    assert np.unravel_index(stretched[0].argmax(), (16, 16)) != spots[0]
+    with pytest.raises(ValueError, match="placement"):
+        GradCAM(model, placement="centre")
