@@ -46,6 +46,7 @@ def _upsample(tf, grid, size, align_corners=False, placement=None):
     """
     if placement is not None:
         rows, cols = placement
+        grid = tf.cast(grid, tf.float32)  # a mixed-precision model's grid is float16
         return tf.einsum("Yh,nhw,Xw->nYX", tf.constant(rows), grid, tf.constant(cols))
     if align_corners:
         return tf.raw_ops.ResizeBilinear(
