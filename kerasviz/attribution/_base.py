@@ -54,6 +54,13 @@ class Scorer:
         self.scored = (
             inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
         )
+        shape = tuple(self.scored.outputs[0].shape)
+        if len(shape) != 2:  # one flattened pixel-class would be explained: a silent guess
+            raise ValueError(
+                f"Expected a classifier whose output is class scores (N, K). Received: model "
+                f"{model.name!r} with output shape {shape} (a dense, per-position output); "
+                "kerasviz's explainers score one class per image."
+            )
         self.num_classes = inspect.num_outputs(self.scored)
         self.strategy = _compute.resolve_strategy(strategy)
         self._forward = None

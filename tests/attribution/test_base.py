@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from kerasviz import attribution
 from kerasviz.attribution._base import Scorer
 
 
@@ -50,3 +51,14 @@ def test_errors(functional_model):
         scorer.targets(_x(2), 3)
     with pytest.raises(ValueError, match=r"shape \(N, 16, 16, 3\)"):
         scorer.check_inputs(np.zeros((2, 8, 8, 3)))
+
+
+@pytest.mark.parametrize("name", ["occlusion", "saliency", "lime", "gradcam"])
+def test_dense_outputs_are_refused_not_flattened(keras, name):
+    """A per-pixel output (segmentation, edges) has no one class per image: every explainer
+    says so in one line instead of explaining a flattened pixel-class."""
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax", name="seg")(x))
+    with pytest.raises(ValueError, match=r"output shape \(None, 12, 12, 2\)"):
+        attribution.create(name, model)
