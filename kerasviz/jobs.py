@@ -448,9 +448,10 @@ def explain_folder(
         and (not png or (out / f"{r['name']}{suffix}.png").is_file())
     ]
     finished = {r["name"] for r in kept}
-    # The manifest to start from: the kept lines (none when starting afresh); None keeps it.
-    fresh = None if resuming and len(kept) == len(rows) else kept
-    fresh = None if fresh is None else "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh)
+    # The manifest to start from (the kept lines: none when starting afresh); None keeps it.
+    fresh = None
+    if not resuming or len(kept) < len(rows):
+        fresh = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
 
     def begin() -> None:
         """Make the folder the job's: only once its first result is ready, so that a run
@@ -499,12 +500,12 @@ def explain_folder(
             for k, (s, e) in enumerate(batches):
                 batch, geometries, errors = pending.result()
                 pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-                good = [i for i in range(s, e) if i not in errors]
+                good = {i: j for j, i in enumerate(i for i in range(s, e) if i not in errors)}
                 if good:
                     scores = scorer.predict(batch)  # (B, K)
                     top = np.argmax(scores, axis=-1)  # Scorer.targets' rule, no 2nd pass
                     picked = np.array(
-                        [top[j] if wanted[i] is None else wanted[i] for j, i in enumerate(good)],
+                        [top[j] if wanted[i] is None else wanted[i] for i, j in good.items()],
                         np.int32,
                     )
                     maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
@@ -522,7 +523,7 @@ def explain_folder(
                         row.update(settings=settings_json, error=errors[i])
                         lines.append(json.dumps(row, sort_keys=True) + "\n")
                         continue
-                    j = good.index(i)
+                    j = good[i]
                     target = int(picked[j])
                     base = out / f"{name}{suffix}"
                     _files.atomic_write(
