@@ -48,6 +48,16 @@ class Scorer:
 
         if not isinstance(model, keras.Model):
             raise TypeError(f"Expected `model` to be a keras.Model. Received: {type(model)!r}")
+        if inspect.is_subclassed(model):
+            if output == "logit":  # its softmax is inside its call: nothing to strip
+                warnings.warn(
+                    f"Model {model.name!r} is subclassed: a softmax inside its call cannot be "
+                    "removed, so its outputs are scored as they are (output='probability').",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                output = "probability"
+            model = inspect.graph_view(model)  # forward passes and input gradients only
         self.model = model
         self.output = _checks.check_choice(output, "output", OUTPUTS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")

@@ -14,7 +14,8 @@ Three kinds of model are supported, in any nesting:
   outer tensors, so each inner layer gets an output tensor that is connected to the outer input.
 
 Subclassed models (a custom ``call``) are opaque: they are called as one layer and their inner
-layers cannot be tapped.
+layers cannot be tapped; `graph_view` wraps a built one in a Functional model for the methods
+that need only its forward pass and input gradients.
 
 Modules:
 
@@ -39,9 +40,11 @@ from kerasviz.inspect._model import (
     check_inputs,
     find_layer,
     graph_operations,
+    graph_view,
     input_shape,
     is_graph_model,
     is_raw_op,
+    is_subclassed,
     iter_layers,
     layer_path,
     num_outputs,
@@ -90,10 +93,12 @@ __all__ = [
     "fresh_input",
     "graph_model",
     "graph_operations",
+    "graph_view",
     "head_activation",
     "input_shape",
     "is_graph_model",
     "is_raw_op",
+    "is_subclassed",
     "iter_layers",
     "last_spatial_layer",
     "layer_model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,42 @@ def _sequential_ready(model) -> None:
             f"Sequential model {model.name!r} has no input shape yet. Call it once on a batch, "
             "or run `model.build((None, H, W, C))`, or start it with `keras.Input(shape)`."
         )
+
+
+_GRAPH_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def is_subclassed(model) -> bool:
+    """True for a ``keras.Model`` with its own ``call`` (not Functional, not Sequential)."""
+    return isinstance(model, _keras().Model) and not is_graph_model(model)
+
+
+def graph_view(model) -> Any:
+    """``model`` itself when it is Functional or Sequential; for a subclassed model, a
+    Functional model that calls it as one layer on its input shape (the same weights, built
+    once per model). Methods that need only forward passes or input gradients run on it; the
+    layers inside the subclassed model cannot be reached through it.
+
+    Raises:
+        ValueError: a subclassed model that has not been built (no input shape known).
+    """
+    _check_model(model)
+    if is_graph_model(model):
+        return model
+    view = _GRAPH_VIEWS.get(model)
+    if view is None:
+        config = model.get_build_config() if model.built else None
+        shape = (config or {}).get("input_shape")
+        if not isinstance(shape, list | tuple) or len(shape) < 2 or isinstance(shape[0], list):
+            raise ValueError(
+                f"Subclassed model {model.name!r} has no single input shape yet: call it once "
+                "on a batch, or run `model.build((None, H, W, C))`."
+            )
+        keras = _keras()
+        inputs = keras.Input(tuple(shape[1:]))
+        view = keras.Model(inputs, model(inputs), name=f"kerasviz_{model.name}")
+        _GRAPH_VIEWS[model] = view
+    return view
 
 
 def graph_operations(model) -> list:
@@ -173,14 +210,14 @@ def input_shape(model) -> tuple:
     """``(H, W, C)`` of the model's single input (entries may be ``None``)."""
     _check_model(model)
     _sequential_ready(model)
-    return tuple(model.inputs[0].shape[1:])
+    return tuple(graph_view(model).inputs[0].shape[1:])
 
 
 def num_outputs(model) -> int:
     """The size of the prediction's last axis (the number of classes)."""
     _check_model(model)
     _sequential_ready(model)
-    return int(model.outputs[0].shape[-1])
+    return int(graph_view(model).outputs[0].shape[-1])
 
 
 def check_inputs(
