@@ -37,17 +37,37 @@ class Scorer:
             (one device). Build or load the model inside ``strategy.scope()`` so that every
             replica holds a copy of its weights; results are in input order and equal the
             single-device ones.
+        score: what is explained (`kerasviz.scores`): ``None`` is `~kerasviz.scores.Category`,
+            a class of an ``(N, K)`` output; `~kerasviz.scores.Output` picks one output of
+            several, `~kerasviz.scores.Regression` a value, `~kerasviz.scores.Region` a class
+            over a mask of a dense output; any callable ``score(outputs, targets) -> (N,)``.
+            The scored view returns score vectors ``(N, T)`` (``T`` targets: classes, values,
+            masks) computed inside the compiled pass; ``output="logit"`` strips a final
+            softmax or sigmoid of the output the score reads (not of several read together).
 
     >>> scorer = Scorer(model, output="logit")
     >>> scorer.predict(images).shape, scorer.targets(images, None).shape
     ((8, 10), (8,))
     """
 
-    def __init__(self, model, output: str = "probability", batch_size: int = 32, strategy=None):
+    def __init__(
+        self,
+        model,
+        output: str = "probability",
+        batch_size: int = 32,
+        strategy=None,
+        score=None,
+    ):
         import keras
+
+        from kerasviz import scores
 
         if not isinstance(model, keras.Model):
             raise TypeError(f"Expected `model` to be a keras.Model. Received: {type(model)!r}")
+        self.score_fn = scores.as_score(score)
+        self.output = _checks.check_choice(output, "output", OUTPUTS)
+        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        user = model
         if inspect.is_subclassed(model):
             if output == "logit":  # its softmax is inside its call: nothing to strip
                 warnings.warn(
@@ -56,24 +76,40 @@ class Scorer:
                     UserWarning,
                     stacklevel=3,
                 )
-                output = "probability"
+                output = self.output = "probability"
             model = inspect.graph_view(model)  # forward passes and input gradients only
         self.model = model
-        self.output = _checks.check_choice(output, "output", OUTPUTS)
-        self.batch_size = _checks.check_positive_int(batch_size, "batch_size")
-        self.scored = (
-            inspect.logits_model(model) if output == "logit" else inspect.flat_model(model)
-        )
-        shape = tuple(self.scored.outputs[0].shape)
-        if len(shape) != 2:  # one flattened pixel-class would be explained: a silent guess
-            raise ValueError(
-                f"Expected a classifier whose output is class scores (N, K). Received: model "
-                f"{model.name!r} with output shape {shape} (a dense, per-position output); "
-                "kerasviz's explainers score one class per image."
-            )
+        self.scored = self._scored_view(user, model)
         self.num_classes = inspect.num_outputs(self.scored)
         self.strategy = _compute.resolve_strategy(strategy)
         self._forward = None
+
+    def _scored_view(self, user, model):
+        """images -> score vectors ``(N, T)``: the output the score reads (its logits where
+        asked), followed by the score's head (none for a classifier's own classes)."""
+        score = self.score_fn
+        entries = inspect.output_entries(model)
+        if score.reads_all and len(entries) > 1:  # a callable reading every output
+            self.output = "probability"  # several outputs are read as the model gives them
+            score.bind([shape for _, shape in entries], user.name)
+            self.read_view = model
+            outputs = list(model.outputs)
+            head = _score_head(score)
+            return inspect.graph_model(
+                model.inputs, head(outputs), f"{user.name}_scored", owner=model
+            )
+        index = 0 if score.reads_all else score.select(entries, user.name)
+        score.bind(entries[index][1], user.name)
+        single = inspect.output_model(model, index)
+        self.read_view = single  # the user's layers up to the read output
+        logit = self.output == "logit"
+        base = inspect.logits_model(single) if logit else inspect.flat_model(single)
+        if score.identity:
+            return base
+        head = _score_head(score)
+        return inspect.graph_model(
+            base.inputs, head(base.outputs[0]), f"{user.name}_scored", owner=model
+        )
 
     def distributed(self, fn, split=None, rows: int | None = None):
         """``fn``, a one-batch step, run across the replicas of `strategy`.
@@ -100,13 +136,34 @@ class Scorer:
         """int32 ``(N,)`` classes: ``targets`` checked, or each image's top class for ``None``."""
         resolved = _checks.check_targets(targets, batch.shape[0], self.num_classes, name)
         if resolved is None:
-            resolved = np.argmax(self.predict(batch), axis=-1).astype(np.int32)
+            vector = (
+                self.predict(batch)
+                if self.score_fn.needs_vector()
+                else np.zeros((batch.shape[0], self.num_classes), np.float32)
+            )
+            resolved = self.default_targets(vector)
         return resolved
+
+    def default_targets(self, vector: np.ndarray) -> np.ndarray:
+        """int32 ``(N,)``: the score's targets for ``targets=None`` from score vectors
+        ``(N, T)`` (the top class for a classifier)."""
+        return np.asarray(self.score_fn.default_targets(vector), np.int32)
 
     def score(self, batch: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """``(N,)`` the score of each image's target class."""
         scores = self.predict(batch)
         return scores[np.arange(batch.shape[0]), np.asarray(targets)]
+
+
+def _score_head(score):
+    """A Keras layer computing ``score.vector`` (a new layer object per view)."""
+    import keras
+
+    class ScoreHead(keras.layers.Layer):
+        def call(self, outputs):
+            return score.vector(outputs)
+
+    return ScoreHead(name="kerasviz_score")
 
 
 class ReadsScorer:
@@ -122,6 +179,7 @@ class ReadsScorer:
     output = property(lambda self: self.scorer.output)
     scored = property(lambda self: self.scorer.scored)
     num_classes = property(lambda self: self.scorer.num_classes)
+    score_fn = property(lambda self: self.scorer.score_fn)
     strategy = property(lambda self: self.scorer.strategy)
 
     @property
@@ -148,11 +206,20 @@ class Explainer(ReadsScorer):
     Nothing about a call is kept on the explainer: two calls never share results.
 
     Args:
-        model, output, batch_size, strategy: as `Scorer`.
+        model, output, batch_size, strategy, score: as `Scorer`.
     """
 
-    def __init__(self, model, output: str = "probability", batch_size: int = 32, strategy=None):
-        self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
+    def __init__(
+        self,
+        model,
+        output: str = "probability",
+        batch_size: int = 32,
+        strategy=None,
+        score=None,
+    ):
+        self.scorer = Scorer(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
 
     def distributed(self, fn, split=None, rows: int | None = None):
         """See `Scorer.distributed`."""

@@ -217,8 +217,11 @@ class PatchExplainer(Explainer):
         jit_compile: bool = False,
         blur_sigma: float | None = None,
         strategy=None,
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self.patch = _checks.pair(patch, "patch")
         if stride is None:
             stride = (max(1, self.patch[0] // 2), max(1, self.patch[1] // 2))
@@ -273,11 +276,14 @@ class PatchExplainer(Explainer):
         tops, lefts = self.positions(*batch.shape[1:3])
         return batch, chosen, tops, lefts
 
-    @staticmethod
-    def _drops(scores: np.ndarray, chosen: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _default_targets(self, clean: np.ndarray) -> np.ndarray:
+        """Targets for ``targets=None`` from the clean images' scores ``(N, T)``."""
+        return self.scorer.default_targets(clean)
+
+    def _drops(self, scores: np.ndarray, chosen) -> tuple[np.ndarray, np.ndarray]:
         """``(N, P)`` score drops and the targets from ``(N, P + 1, K)`` scores, clean first."""
-        if chosen is None:
-            chosen = np.argmax(scores[:, 0], axis=-1).astype(np.int32)
+        if chosen is None:  # the score's default (the top class) from the clean rows
+            chosen = self._default_targets(scores[:, 0])
         picked = np.take_along_axis(scores, chosen[:, None, None], axis=2)[..., 0]  # (N, P + 1)
         return (picked[:, :1] - picked[:, 1:]).astype(np.float32), chosen
 

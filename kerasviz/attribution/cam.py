@@ -69,12 +69,19 @@ class _LayerCAM(Explainer):
         align_corners: bool = False,
         strategy=None,
         placement: str = "field",
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self.align_corners = bool(align_corners)
         self.placement = _checks.check_choice(placement, "placement", PLACEMENTS)
-        ref = inspect.last_spatial_layer(model) if layer is None else layer
-        self.layer = inspect.find_layer(model, ref)
+        # The default: the last spatial layer before the output the score reads.
+        if layer is None:
+            view = self.scorer.read_view
+            self.layer = inspect.find_layer(view, inspect.last_spatial_layer(view, True))
+        else:
+            self.layer = inspect.find_layer(model, layer)
         self.layer_path = inspect.layer_path(model, self.layer)
         # The scored view (logits or probabilities) replays the user's layers, so the same
         # layer object is found in it; one pass gives [A, scores].
@@ -90,6 +97,11 @@ class _LayerCAM(Explainer):
             raise ValueError(
                 "Expected `layer` with a spatial output (N, h, w, C), h and w > 1. Received: "
                 f"layer={self.layer_path!r} with output shape {shape}"
+            )
+        if not inspect.reaches(self._net.outputs[1], self._net.outputs[0]):
+            raise ValueError(
+                f"Expected `layer` on the way to the explained score. Received: layer="
+                f"{self.layer_path!r}, which the score of {self.model.name!r} does not read"
             )
         self.grid_shape = shape[1:3]
         self._placed = self._placement_weights()
@@ -129,6 +141,9 @@ class _LayerCAM(Explainer):
                     score = tf.gather(scores, t, axis=1, batch_dims=1)  # (B,)
                 # Only the backward pass from the score down to the layer is built.
                 grads = tape.gradient(score, acts)
+                if grads is None:  # the score ignores the layer (found while tracing)
+                    self._unread = True
+                    grads = tf.zeros_like(acts)
                 grid = tf.nn.relu(self._weights_and_maps(tf, acts, grads))  # (B, h, w)
                 size = _size(tf, self.model, x)
                 return _upsample(tf, grid, size, self.align_corners, self._placed), grid
@@ -136,15 +151,23 @@ class _LayerCAM(Explainer):
             self._step = self.distributed(step)
         return self._step
 
+    _unread = False
+
     def _run(self, batch, targets, progress: bool = False):
         """``(maps (N, H, W), grids (N, h, w))`` of a checked batch."""
-        return _compute.run_batched(
+        result = _compute.run_batched(
             self._gradient_step(),
             (batch, targets),
             self.batch_size,
             progress=progress,
             label=self.method,
         )
+        if self._unread:
+            raise ValueError(
+                f"Expected `layer` on the way to the explained score. Received: layer="
+                f"{self.layer_path!r}, which the score does not depend on (no gradient)"
+            )
+        return result
 
     def explain_full(self, inputs, targets=None, progress: bool = False) -> Explanation:
         """Maps at input resolution ``(N, H, W)`` with the raw ``grid`` ``(N, h, w)`` and ``layer``.
@@ -292,6 +315,7 @@ class ScoreCAM(_LayerCAM):
         align_corners: bool = False,
         strategy=None,
         placement: str = "field",
+        score=None,
     ):
         super().__init__(
             model,
@@ -301,6 +325,7 @@ class ScoreCAM(_LayerCAM):
             align_corners=align_corners,
             strategy=strategy,
             placement=placement,
+            score=score,
         )
         channels = int(self._net.outputs[0].shape[-1])
         if max_channels is not None:

@@ -48,8 +48,12 @@ class _GradientExplainer(Explainer):
 
     method = ""
 
-    def __init__(self, model, output: str = "logit", batch_size: int = 32, strategy=None):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+    def __init__(
+        self, model, output: str = "logit", batch_size: int = 32, strategy=None, score=None
+    ):
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self._step = None
 
     # Subclasses change what is differentiated (a rewired network, a channel instead of a class).
@@ -221,8 +225,11 @@ class SmoothGrad(_GradientExplainer):
         output: str = "logit",
         batch_size: int = 32,
         strategy=None,
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self.noise = _checks.check_positive_float(noise, "noise", allow_zero=True)
         self.samples = _checks.check_positive_int(samples, "samples")
         self.seed = _checks.check_positive_int(seed, "seed", minimum=0)
@@ -307,8 +314,11 @@ class IntegratedGradients(_GradientExplainer):
         output: str = "logit",
         batch_size: int = 32,
         strategy=None,
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self.baseline = _references.check_reference(baseline, "baseline")
         self.steps = _checks.check_positive_int(steps, "steps")
 
@@ -392,9 +402,17 @@ class _RuleGradients(_GradientExplainer):
     rule = "guided"
 
     def __init__(
-        self, model, layer=None, output: str = "logit", batch_size: int = 32, strategy=None
+        self,
+        model,
+        layer=None,
+        output: str = "logit",
+        batch_size: int = 32,
+        strategy=None,
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self._rules = inspect.relu_rule_model(model, self.rule, layer=layer, view=self.scored)
         self.layer = self._rules.layer
         self.layer_path = None if self.layer is None else inspect.layer_path(model, self.layer)

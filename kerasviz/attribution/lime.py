@@ -217,8 +217,11 @@ class Lime(Explainer):
         output: str = "probability",
         progress: bool | None = None,
         strategy=None,
+        score=None,
     ):
-        super().__init__(model, output=output, batch_size=batch_size, strategy=strategy)
+        super().__init__(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         if not callable(segmentation) and segmentation not in SEGMENTATIONS:
             raise ValueError(
                 f"Expected `segmentation` in {SEGMENTATIONS} or a callable. "

@@ -103,6 +103,7 @@ class Occlusion(PatchExplainer):
         strategy=None,
         layer=None,
         unit: int | None = None,
+        score=None,
     ):
         check_mode(mode, "full", "Occlusion")
         super().__init__(
@@ -115,6 +116,7 @@ class Occlusion(PatchExplainer):
             jit_compile=jit_compile,
             blur_sigma=blur_sigma,
             strategy=strategy,
+            score=score,
         )
         self._steps: dict[tuple, object] = {}
         self.layer = None  # the path of the scored layer
@@ -215,6 +217,11 @@ class Occlusion(PatchExplainer):
         return np.concatenate(out, axis=0)
 
     # -- a unit instead of a class, and the label map ------------------------------------------
+
+    def _default_targets(self, clean: np.ndarray) -> np.ndarray:
+        if self.layer is not None:  # each image's most active channel
+            return np.argmax(clean, axis=-1).astype(np.int32)
+        return super()._default_targets(clean)
 
     def _start(self, inputs, targets):
         """Checked ``(batch, targets or None, tops, lefts)``; channels with ``layer``."""

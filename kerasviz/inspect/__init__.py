@@ -48,6 +48,8 @@ from kerasviz.inspect._model import (
     iter_layers,
     layer_path,
     num_outputs,
+    output_entries,
+    output_model,
 )
 from kerasviz.inspect._replay import (
     REDUCTIONS,
@@ -58,6 +60,7 @@ from kerasviz.inspect._replay import (
     fresh_input,
     graph_model,
     layer_model,
+    reaches,
     reduced_model,
     replay,
     sized_model,
@@ -78,6 +81,8 @@ __all__ = [
     "INFERENCE_IDENTITY",
     "REDUCTIONS",
     "CONV_TYPES",
+    "output_entries",
+    "output_model",
     "Call",
     "LayerInfo",
     "LayerRef",
@@ -92,6 +97,7 @@ __all__ = [
     "flat_model",
     "fresh_input",
     "graph_model",
+    "reaches",
     "graph_operations",
     "graph_view",
     "head_activation",

@@ -84,6 +84,45 @@ def graph_view(model) -> Any:
     return view
 
 
+def output_entries(model) -> list[tuple[tuple[str, ...], tuple]]:
+    """``[(names, shape), ...]``: every output of ``model`` (in ``model.outputs`` order) with
+    the names a user may call it by (its dict key, then the name of the layer that makes it)
+    and its shape (batch first). Subclassed models are read through `graph_view`."""
+    _check_model(model)
+    _sequential_ready(model)
+    view = graph_view(model)
+    keras = _keras()
+    outputs = list(view.outputs)
+    keys: dict[int, str] = {}
+    struct = getattr(view, "_outputs_struct", None)
+    if isinstance(struct, dict):
+        for key, tensor in struct.items():
+            for flat in keras.tree.flatten(tensor):
+                keys[id(flat)] = str(key)
+    entries = []
+    for i, tensor in enumerate(outputs):
+        names = []
+        if id(tensor) in keys:
+            names.append(keys[id(tensor)])
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None and history.operation is not view:
+            names.append(history.operation.name)
+        names.append(str(i))
+        entries.append((tuple(dict.fromkeys(names)), tuple(tensor.shape)))
+    return entries
+
+
+def output_model(model, index: int) -> Any:
+    """A Functional view of ``model`` whose one output is ``model.outputs[index]`` (the same
+    layers and weights); ``model`` itself when it has one output."""
+    from kerasviz.inspect._replay import graph_model
+
+    view = graph_view(model)
+    if len(view.outputs) == 1:
+        return view
+    return graph_model(view.inputs, view.outputs[index], f"{model.name}_output{index}", owner=view)
+
+
 def graph_operations(model) -> list:
     """The operations of ``model``'s own graph, in order: its layers and, for a Functional
     model, the raw ``keras.ops`` operations between them (``Add``, ``Multiply``... as in
@@ -111,11 +150,39 @@ def iter_layers(model, prefix: str = "") -> Iterable[tuple[str, Any]]:
     >>> [p for p, _ in iter_layers(model)][:2]
     ['conv1', 'conv2']
     """
+    if is_subclassed(model):  # its tracked layers, at any depth (see `tracked_layers`)
+        yield from tracked_layers(model, prefix)
+        return
     for layer in graph_operations(model):
         path = prefix + layer.name
         yield path, layer
         if isinstance(layer, _keras().Model) and is_graph_model(layer):
             yield from iter_layers(layer, prefix=path + "/")
+        elif is_subclassed(layer):
+            yield from tracked_layers(layer, prefix=path + "/")
+        elif wrapped_model(layer) is not None:  # a view's call of a subclassed model
+            inner = wrapped_model(layer)
+            yield prefix + inner.name, inner
+            yield from tracked_layers(inner, prefix=prefix + inner.name + "/")
+
+
+def wrapped_model(op):
+    """The subclassed model a kerasviz tapping layer calls, or ``None`` for any other op."""
+    return getattr(op, "kerasviz_wraps", None)
+
+
+def tracked_layers(layer, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(path, layer)`` for every layer tracked by ``layer`` (attributes, lists, nested
+    Sequential blocks), depth first, paths joined with ``/`` (``"block3/block3_conv3"``).
+
+    The layers of a subclassed model, which its ``call`` uses in an order only a call shows;
+    `kerasviz.inspect.replay` taps them (see `kerasviz.inspect._replay.tapped_call`)."""
+    found = []
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        path = prefix + child.name
+        found.append((path, child))
+        found.extend(tracked_layers(child, path + "/"))
+    return found
 
 
 def find_layer(model, ref) -> Any:

@@ -153,8 +153,11 @@ def layer_table(model) -> list[LayerInfo]:
     return rows
 
 
-def last_spatial_layer(model) -> str:
+def last_spatial_layer(model, before_head: bool = False) -> str:
     """The path of the last layer with a spatial output (h, w > 1): the default CAM layer.
+
+    ``before_head``: skip the layer that makes the model's output (and the layer a final
+    activation reads): for a dense (per-position) output, whose head is itself spatial.
 
     Padding and pooling layers and nested models themselves are skipped (their maps repeat or
     subsample another layer's; Grad-CAM is defined on the last convolutional block).
@@ -172,7 +175,28 @@ def last_spatial_layer(model) -> str:
         "MaxPooling2D",
         "AveragePooling2D",
     )
-    rows = [r for r in layer_table(model) if r.cam and r.type not in skip]
+    table = layer_table(model)
+    containers = {r.path.rsplit("/", 1)[0] for r in table if "/" in r.path}  # hold layers
+    rows = [r for r in table if r.cam and r.type not in skip and r.path not in containers]
+    if before_head and rows:
+        keras = _keras()
+        heads = set()
+        outputs = (
+            [model.layers[-1]]
+            if isinstance(model, keras.Sequential)
+            else [t._keras_history.operation for t in model.outputs]
+        )
+        for head in outputs:
+            if is_graph_model(head):
+                head = _head_layer(head)
+            heads.add(head.name)
+            if isinstance(head, keras.layers.Activation | keras.layers.Softmax):
+                inbound = head._inbound_nodes[0].input_tensors if head._inbound_nodes else []
+                for tensor in keras.tree.flatten(inbound):
+                    history = getattr(tensor, "_keras_history", None)
+                    if history is not None:
+                        heads.add(history.operation.name)
+        rows = [r for r in rows if r.name not in heads]
     if not rows:
         raise ValueError(
             f"Model {model.name!r} has no layer with a spatial (N, h, w, c) output "

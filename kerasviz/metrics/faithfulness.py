@@ -81,6 +81,8 @@ class Faithfulness(ReadsScorer):
         strategy: a ``tf.distribute.Strategy`` whose replicas share the rows of each compiled
             step (see `kerasviz.attribution.Scorer`); ``None``: the active scope's, else one
             device. The curves equal the single-device ones.
+        score: what the curves score (`kerasviz.scores`; ``None``: a class), as the
+            explainer whose maps are measured.
 
     >>> faith = Faithfulness(model, steps=16)
     >>> faith.deletion(images, maps, targets).scores.shape
@@ -97,8 +99,11 @@ class Faithfulness(ReadsScorer):
         output: str = "probability",
         batch_size: int = 64,
         strategy=None,
+        score=None,
     ):
-        self.scorer = Scorer(model, output=output, batch_size=batch_size, strategy=strategy)
+        self.scorer = Scorer(
+            model, output=output, batch_size=batch_size, strategy=strategy, score=score
+        )
         self.steps = _checks.check_positive_int(steps, "steps")
         self.blur_sigma = _references.check_sigma(blur_sigma, "blur_sigma")
         _references.check_reference(deletion_fill, "deletion_fill", FILLS)

@@ -82,6 +82,16 @@ class IncrementalOcclusion(PatchExplainer):
         )
         self.adaptive = None if adaptive is None else _checks.check_fraction(adaptive, "adaptive")
         self.nodes = call_graph(self.scored)
+        from kerasviz import inspect
+
+        if inspect.is_subclassed(model):
+            warnings.warn(
+                f"Model {model.name!r} is subclassed: its call graph is not known, so each "
+                "occluded image is computed in full (the maps equal Occlusion's, without the "
+                "incremental saving).",
+                IncrementalFallbackWarning,
+                stacklevel=2,
+            )
         self._plans: dict[tuple, _Plan] = {}
         self._compiled: dict[tuple, tuple] = {}
 
