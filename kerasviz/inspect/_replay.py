@@ -12,8 +12,12 @@ from kerasviz.inspect._model import (
     _sequential_ready,
     as_refs,
     find_layer,
+    graph_view,
     is_graph_model,
+    is_subclassed,
     iter_layers,
+    tracked_layers,
+    wrapped_model,
 )
 
 
@@ -89,20 +93,112 @@ class Replay:
             inner_in = args[0] if len(args) == 1 else list(args)
             out = self.run(layer, inner_in, prefix=path + "/")
             nested = True
+        elif is_subclassed(layer) or wrapped_model(layer) is not None:
+            op, layer = layer, wrapped_model(layer) or layer
+            path = prefix + layer.name
+            out, taps = tapped_call(layer, args, kwargs, self.overrides)
+            for sub_path, sub, tensor in taps:  # its inner layers, in the order it called them
+                if id(sub) not in self._seen:
+                    self._seen.add(id(sub))
+                    self.taps.append(Tap(f"{path}/{sub_path}", sub, tensor))
+            # one opaque call to a call-graph walker (its inner calls are not reported)
+            if op is not layer:  # a view's tapping call: the graph expects (taps, outputs)
+                self._record(layer, path, args, kwargs, out, nested)
+                return [t for _, _, t in taps], out
         else:
             out = layer(*args, **kwargs)
+        self._record(layer, path, args, kwargs, out, nested)
+        return out
+
+    def _record(self, layer, path, args, kwargs, out, nested) -> None:
         if id(layer) not in self._seen:  # a shared layer keeps its first output
             self._seen.add(id(layer))
             self.taps.append(Tap(path, layer, out))
         if self.on_call is not None:
             self.on_call(Call(path, layer, args, kwargs, out, nested))
-        return out
 
     def output_of(self, layer):
         for tap in self.taps:
             if tap.layer is layer:
                 return tap.output
         return None
+
+
+def _tap_class():
+    """The Keras layer that calls a subclassed model and returns its inner layers' outputs."""
+    global _TapCall
+    if _TapCall is not None:
+        return _TapCall
+    keras = _keras()
+
+    class TapCall(keras.layers.Layer):
+        """Calls ``model`` with its tracked layers' ``call`` wrapped so that each first output
+        is kept; returns ``(outputs of the layers it called, in order, model outputs)``.
+
+        The wrappers are installed only for the duration of each call and removed afterwards,
+        also when the call fails; the model is not changed. The layers are the ones the
+        first (symbolic) call reached, so every call returns the same structure."""
+
+        def __init__(self, model, overrides=None, **kwargs):
+            super().__init__(name=f"kerasviz_tap_{model.name}", **kwargs)
+            self.kerasviz_wraps = model
+            self.order: list[tuple[str, Any]] | None = None
+            object.__setattr__(self, "overrides", dict(overrides or {}))
+
+        def call(self, *args):
+            entries = tracked_layers(self.kerasviz_wraps)
+            seen: dict[int, Any] = {}
+            installed = []
+
+            def wrap(layer, original):
+                replace = self.overrides.get(id(layer))
+
+                def call(*a, **k):
+                    out = original(*a, **k) if replace is None else replace(*a, **k)
+                    if id(layer) not in seen and not isinstance(out, list | tuple | dict):
+                        seen[id(layer)] = out
+                    return out
+
+                return call
+
+            try:
+                for _, layer in entries:
+                    if "call" not in vars(layer):
+                        object.__setattr__(layer, "call", wrap(layer, layer.call))
+                        installed.append(layer)
+                outputs = self.kerasviz_wraps(*args)
+            finally:
+                for layer in installed:
+                    object.__delattr__(layer, "call")
+            if self.order is None:  # the first call fixes which layers are returned
+                order = [(path, layer) for path, layer in entries if id(layer) in seen]
+                order.sort(key=lambda e: list(seen).index(id(e[1])))
+                object.__setattr__(self, "order", order)  # not state for Keras to track
+            missing = [path for path, layer in self.order if id(layer) not in seen]
+            if missing:
+                raise ValueError(
+                    f"Model {self.kerasviz_wraps.name!r} did not call {missing} this time; "
+                    "kerasviz taps layers that every call reaches."
+                )
+            return [seen[id(layer)] for _, layer in self.order], outputs
+
+    _TapCall = TapCall
+    return TapCall
+
+
+_TapCall = None
+
+
+def tapped_call(model, args, kwargs, overrides=None) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    """Call subclassed ``model`` on symbolic ``args`` so that its inner layers' outputs are
+    symbolic tensors of the same graph: ``(outputs, [(path, layer, tensor), ...])``.
+
+    ``overrides`` (``{id(layer): callable}``, as `Replay`'s) replace inner layers' calls."""
+    if kwargs:
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("training", "mask")}
+    tap = _tap_class()(model, overrides)
+    taps, outputs = tap(*args, **kwargs)
+    return outputs, [(path, layer, t) for (path, layer), t in zip(tap.order, taps, strict=True)]
 
 
 def _graph_ops(outputs) -> list:
@@ -124,6 +220,28 @@ def _graph_ops(outputs) -> list:
         node = op._inbound_nodes[history.node_index]
         stack.extend(keras.tree.flatten(node.input_tensors))
     return list(seen.values())
+
+
+def reaches(output, tensor) -> bool:
+    """True when symbolic ``output`` is computed from symbolic ``tensor`` (walking back)."""
+    keras = _keras()
+    stack = list(keras.tree.flatten(output))
+    done: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if current is tensor:
+            return True
+        if id(current) in done:
+            continue
+        done.add(id(current))
+        history = getattr(current, "_keras_history", None)
+        if history is None:
+            continue
+        node = history.operation._inbound_nodes[history.node_index]
+        if any(t is tensor for t in keras.tree.flatten(node.output_tensors)):
+            return True  # made by the same call (an inner layer of a subclassed model)
+        stack.extend(keras.tree.flatten(node.input_tensors))
+    return False
 
 
 def graph_model(inputs, outputs, name: str, owner=None):
@@ -219,11 +337,13 @@ def replay(model, overrides=None, on_call: Callable[[Call], None] | None = None)
     'conv1'
     """
     _check_model(model)
-    if not is_graph_model(model):
-        raise TypeError(
-            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
-            "cannot be reached. Wrap its layers in a Functional or Sequential model."
-        )
+    if not is_graph_model(model):  # walk its Functional view; paths inside it as its own
+        inputs, outputs, walk = replay(graph_view(model), overrides, on_call)
+        own = model.name + "/"
+        walk.taps = [
+            Tap(t.path[len(own) :], t.layer, t.output) for t in walk.taps if t.path.startswith(own)
+        ]
+        return inputs, outputs, walk
     inputs = fresh_input(model)
     walk = Replay(overrides, on_call)
     outputs = walk.run(model, inputs)

@@ -62,7 +62,7 @@ class TestSubmodel:
         np.testing.assert_allclose(np.asarray(outs[0]), x16)
         assert len(inspect.submodel(functional_model).outputs) == 1
 
-    def test_subclassed_model_refused(self, keras):
+    def test_subclassed_model_is_tapped(self, keras):
         class Custom(keras.Model):
             def __init__(self):
                 super().__init__()
@@ -72,9 +72,11 @@ class TestSubmodel:
                 return self.dense(x)
 
         model = Custom()
-        model(np.zeros((1, 4), np.float32))
-        with pytest.raises(TypeError, match="subclassed"):
-            inspect.flat_model(model)
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        model(x)
+        np.testing.assert_allclose(inspect.flat_model(model)(x), model(x), rtol=1e-6)
+        sub = inspect.submodel(model, [model.dense])
+        np.testing.assert_allclose(sub(x)[0], model.dense(x), rtol=1e-6)
 
 
 class TestReplayHook:
