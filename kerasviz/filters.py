@@ -39,7 +39,10 @@ def _depthwise(kernel: np.ndarray) -> np.ndarray:
     return flat.transpose(2, 0, 1)[..., None]  # (in*mult, kh, kw, 1)
 
 
-def filters(model, layer, part: str | None = None) -> np.ndarray:
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def filters(model, layer, part: str | None = None, channel_order: str = "RGB") -> np.ndarray:
     """The kernel of a convolution layer as ``(n_filters, kh, kw, in_ch)`` float32.
 
     See the module docstring for how each layer type's kernel is reordered.
@@ -50,6 +53,10 @@ def filters(model, layer, part: str | None = None) -> np.ndarray:
             `kerasviz.inspect.find_layer`).
         part: for a ``SeparableConv2D`` only: ``"depthwise"`` (the spatial filters, default) or
             ``"pointwise"`` (the 1x1 channel mixing).
+        channel_order: the order of the colour channels the model takes (``"BGR"`` for
+            Caffe-style models: VGG16/ResNet50 from ``keras.applications``, HED). A kernel that
+            reads three channels is returned in RGB order whatever the model takes, so that
+            ``result[..., 0]`` is red and colour tiles show the colours the filter responds to.
 
     Returns:
         ``(n_filters, kh, kw, in_ch)`` float32, a copy of the weights.
@@ -62,6 +69,14 @@ def filters(model, layer, part: str | None = None) -> np.ndarray:
     >>> filters(model, "conv1").shape
     (32, 3, 3, 1)
     """
+    _checks.check_choice(channel_order, "channel_order", CHANNEL_ORDERS)
+    kernels = _kernels(model, layer, part)
+    if channel_order == "BGR" and kernels.shape[-1] == 3:
+        kernels = np.ascontiguousarray(kernels[..., ::-1])
+    return kernels
+
+
+def _kernels(model, layer, part: str | None) -> np.ndarray:
     obj = inspect.find_layer(model, layer)
     kind = type(obj).__name__
     if kind not in KERNEL_TYPES:

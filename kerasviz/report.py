@@ -316,14 +316,14 @@ def _predictions_section(page: _Page, images, names, probs, class_names, flat) -
     page.add("predictions", "Inputs and top predictions", img + _table(header, rows))
 
 
-def _filters_section(page: _Page, model, rows) -> None:
+def _filters_section(page: _Page, model, rows, channel_order: str = "RGB") -> None:
     from kerasviz import filters, plot
 
     convs = [r for r in rows if r.filters]
     if not convs:
         page.add("filters", "Filters", '<p class="note">No convolution layer.</p>')
         return
-    first = filters.filters(model, convs[0].path)
+    first = filters.filters(model, convs[0].path, channel_order=channel_order)  # drawn RGB
     parts = [
         f"<h3>First layer: <code>{html.escape(convs[0].path)}</code>, {first.shape[0]} "
         f"filters of {first.shape[1]}x{first.shape[2]}x{first.shape[3]}</h3>"
@@ -911,7 +911,7 @@ def build_report(
         timed = _stopwatch(page)
         say("filters")
         with timed("filters"):
-            _filters_section(page, keras_model, rows)
+            _filters_section(page, keras_model, rows, prep.channel_order)
         say("activations")
         with timed("activations"):
             _activations_section(page, keras_model, batch, names, layers, rows)

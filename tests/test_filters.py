@@ -153,3 +153,20 @@ def test_plots(model, tmp_path):
         plot.filter_tiles(deep)
     with pytest.raises(ValueError, match="channels"):
         plot.filter_grid(deep, channels=[25])
+
+
+def test_bgr_models_are_drawn_in_rgb(keras):
+    """A Caffe-style model reads BGR: its kernel's channel 0 is blue. A filter that responds
+    only to red comes back with red in channel 0, as colour tiles draw it."""
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    kernel = np.zeros((3, 3, 3, 2), "float32")
+    kernel[:, :, 2, 0] = 1.0  # filter 0 reads BGR channel 2: red
+    kernel[:, :, 0, 1] = 1.0  # filter 1 reads BGR channel 0: blue
+    model.get_layer("conv").set_weights([kernel, np.zeros(2, "float32")])
+    rgb = kf.filters(model, "conv", channel_order="BGR")
+    assert rgb[0, :, :, 0].min() == 1 and rgb[0, :, :, 1:].max() == 0  # red
+    assert rgb[1, :, :, 2].min() == 1 and rgb[1, :, :, :2].max() == 0  # blue
+    np.testing.assert_array_equal(kf.filters(model, "conv")[..., ::-1], rgb)
+    with pytest.raises(ValueError, match="channel_order"):
+        kf.filters(model, "conv", channel_order="GBR")

@@ -414,7 +414,9 @@ def sized_model(model, height: int, width: int) -> Any:
     For a model whose input leaves its size open (``Input((None, None, 3))``): every layer of
     the view has a known output size, which methods that plan by the input size (occlusion
     grids, CAM upsampling) need. Layer objects are the user's, so a layer found in ``model``
-    is found in the view too; nested models are flattened (paths become layer names).
+    is found in the view too; nested models are flattened (paths become layer names). A
+    subclassed model (built at one size, its ``call`` taking others) gets a view that calls it
+    at this size; its inner layers are reached as in `replay`.
 
     Raises:
         ValueError: the model fixes another size.
@@ -424,6 +426,12 @@ def sized_model(model, height: int, width: int) -> Any:
     """
     _check_model(model)
     _sequential_ready(model)
+    if is_subclassed(model):  # its call decides what sizes it takes: try it at this one
+        keras = _keras()
+        channels = graph_view(model).inputs[0].shape[-1]
+        inputs = keras.Input((int(height), int(width), channels), name="kerasviz_input")
+        outputs = model(inputs)
+        return graph_model(inputs, outputs, f"{model.name}_{int(height)}x{int(width)}", owner=model)
     fixed = tuple(model.inputs[0].shape[1:3])
     for side, want in zip(fixed, (height, width), strict=True):
         if side is not None and side != int(want):
@@ -431,11 +439,6 @@ def sized_model(model, height: int, width: int) -> Any:
                 f"Model {model.name!r} takes inputs of size {fixed}; "
                 f"received size ({int(height)}, {int(width)})."
             )
-    if not is_graph_model(model):
-        raise TypeError(
-            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
-            "cannot be reached. Wrap its layers in a Functional or Sequential model."
-        )
     inputs = fresh_input(model, (height, width))
     outputs = Replay().run(model, inputs)
     if isinstance(outputs, list | tuple) and len(outputs) == 1:
