@@ -126,3 +126,29 @@ def test_what_cannot_be_done_is_said(pair, keras):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             attribution.Occlusion(fresh)
+
+
+def test_a_function_is_a_model_through_callable_model(images):
+    """A TensorFlow function gets every method; a numpy one the forward-only methods."""
+    from keras import ops
+
+    weights = np.linspace(-1, 1, 12 * 12 * 3, dtype="float32").reshape(12, 12, 3)
+
+    def linear(x):  # two scores: x.w and -x.w
+        s = ops.sum(x * weights, axis=(1, 2, 3))
+        return ops.stack([s, -s], axis=1)
+
+    model = inspect.callable_model(linear, (12, 12, 3))
+    grads = attribution.Saliency(model, output="probability").gradients(images, 0)
+    np.testing.assert_allclose(grads, np.broadcast_to(weights, grads.shape), rtol=1e-6)
+
+    def numpy_linear(x):
+        s = (x * weights).sum(axis=(1, 2, 3))
+        return np.stack([s, -s], axis=1)
+
+    slow = inspect.callable_model(numpy_linear, (12, 12, 3), numpy=True)
+    got = attribution.Occlusion(slow, patch=4, stride=4, fill=0.0).explain(images, 0)
+    want = attribution.Occlusion(model, patch=4, stride=4, fill=0.0).explain(images, 0)
+    np.testing.assert_allclose(got, want, atol=1e-4)  # float32 sums in another order
+    with pytest.raises(TypeError, match="callable_model"):
+        attribution.Occlusion(numpy_linear)

@@ -63,7 +63,14 @@ class Scorer:
         from kerasviz import scores
 
         if not isinstance(model, keras.Model):
-            raise TypeError(f"Expected `model` to be a keras.Model. Received: {type(model)!r}")
+            hint = (
+                "; wrap a function with kerasviz.inspect.callable_model(fn, input_shape)"
+                if callable(model)
+                else ""
+            )
+            raise TypeError(
+                f"Expected `model` to be a keras.Model. Received: {type(model)!r}{hint}"
+            )
         self.score_fn = scores.as_score(score)
         self.output = _checks.check_choice(output, "output", OUTPUTS)
         self.batch_size = _checks.check_positive_int(batch_size, "batch_size")

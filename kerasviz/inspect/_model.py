@@ -123,6 +123,48 @@ def output_model(model, index: int) -> Any:
     return graph_model(view.inputs, view.outputs[index], f"{model.name}_output{index}", owner=view)
 
 
+def callable_model(fn, input_shape, name: str = "callable", numpy: bool = False) -> Any:
+    """A Keras model that calls ``fn`` on batches of ``input_shape`` ``(H, W, C)`` images.
+
+    For a model that is not a ``keras.Model``: a function of TensorFlow/``keras.ops`` (any
+    method, gradients included), or with ``numpy=True`` a function of numpy arrays (a model of
+    another library, an ensemble; run through ``tf.numpy_function``: forward-only methods,
+    occlusion, LIME and Score-CAM's scoring, no gradients). ``fn`` maps ``(N, H, W, C)``
+    float32 to ``(N, K)`` (or any output a `kerasviz.scores` score reads).
+
+    >>> model = callable_model(lambda x: ops.mean(x, axis=(1, 2)), (32, 32, 3))
+    >>> Occlusion(model, patch=8).explain(images).shape
+    (4, 32, 32)
+    """
+    keras = _keras()
+    if not callable(fn):
+        raise TypeError(f"Expected `fn` to be callable. Received: {type(fn).__name__}")
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"Expected `input_shape` (H, W, C). Received: {input_shape!r}")
+    probe = np.zeros((1, *shape), np.float32)
+    if numpy:
+        import tensorflow as tf
+
+        out_shape = np.asarray(fn(probe)).shape[1:]
+
+        def run(x):
+            y = tf.numpy_function(lambda a: np.asarray(fn(a), np.float32), [x], tf.float32)
+            y.set_shape((None, *out_shape))
+            return y
+
+    else:
+        run = fn
+
+    class CallableModel(keras.Model):
+        def call(self, x):
+            return run(x)
+
+    model = CallableModel(name=name)
+    model(probe)  # built at this input shape
+    return model
+
+
 def graph_operations(model) -> list:
     """The operations of ``model``'s own graph, in order: its layers and, for a Functional
     model, the raw ``keras.ops`` operations between them (``Add``, ``Multiply``... as in
