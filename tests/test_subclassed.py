@@ -152,3 +152,18 @@ def test_a_function_is_a_model_through_callable_model(images):
     np.testing.assert_allclose(got, want, atol=1e-4)  # float32 sums in another order
     with pytest.raises(TypeError, match="callable_model"):
         attribution.Occlusion(numpy_linear)
+
+
+def test_receptive_fields_and_top_patches_follow_the_traced_call(pair, images):
+    """The layer calls a subclassed model's call made are its call graph: fields equal the
+    twin's, so the top patches (Zeiler and Fergus) are the same crops."""
+    net, twin = pair
+    for name in ("c1", "c2"):
+        got, want = inspect.receptive_field(net, name), inspect.receptive_field(twin, name)
+        assert got.size == want.size == ((3, 3) if name == "c1" else (5, 5))
+        np.testing.assert_array_equal(got.rows, want.rows)
+    data = np.concatenate([images, images[:, ::-1]])
+    got = activations.top_patches(net, "c2", data, k=2)
+    want = activations.top_patches(twin, "c2", data, k=2)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_allclose(got.patches, want.patches)

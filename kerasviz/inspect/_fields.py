@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from kerasviz.inspect._model import _check_model, _keras, find_layer, is_graph_model, layer_path
+from kerasviz.inspect._model import (
+    _check_model,
+    _keras,
+    find_layer,
+    graph_view,
+    is_graph_model,
+    layer_path,
+)
 from kerasviz.inspect._replay import Call, Replay, fresh_input, sized_model
 from kerasviz.inspect._views import INFERENCE_IDENTITY
 
@@ -244,11 +251,14 @@ def _classify(node: _Node, layer, shapes: dict[int, tuple]) -> None:
         node.reason = "no window rule for this layer"
 
 
-def call_graph(model, purpose: str = "kerasviz") -> list[_Node]:
+def call_graph(model, purpose: str = "kerasviz", inner: bool = False) -> list[_Node]:
     """The leaf layer calls of ``model`` in execution order; node 0 is the input.
 
     Nested Functional and Sequential models are walked, so a backbone inside an outer model
-    contributes its own layers. ``purpose`` names the caller in errors.
+    contributes its own layers. ``purpose`` names the caller in errors. A subclassed model is
+    one opaque call, or with ``inner`` the layer calls its traced ``call`` made; a tensor its
+    code made between layers (``tf.concat``, ``tf.image.resize``) is then a node without a
+    window rule, and the model's output need not be its last layer call's.
 
     Raises:
         ValueError: several outputs, or a layer reading a tensor no earlier layer produced.
@@ -261,7 +271,7 @@ def call_graph(model, purpose: str = "kerasviz") -> list[_Node]:
             calls.append(call)
 
     inputs = fresh_input(model)
-    output = Replay(on_call=record).run(model, inputs)
+    output = Replay(on_call=record, inner_calls=inner).run(model, inputs)
     if isinstance(output, list | tuple):
         if len(output) != 1:
             raise ValueError(
@@ -273,11 +283,18 @@ def call_graph(model, purpose: str = "kerasviz") -> list[_Node]:
     shapes = {0: nodes[0].shape}
     for call in calls:
         path, layer, args, kwargs, out = call.path, call.layer, call.args, call.kwargs, call.output
-        node = _Node(len(nodes), path, layer)
         inputs_of: list[int] = []
 
         def mark(x, inputs_of=inputs_of, path=path):
             if _is_tensor(x):
+                if id(x) not in producer and inner and not isinstance(x, keras.KerasTensor):
+                    # made by the code of a subclassed model's call, not by a layer
+                    made = _Node(len(nodes), f"{path} (its input)", None, kind="full")
+                    made.shape = tuple(x.shape[1:])
+                    made.reason = "made by code between the layers of a subclassed model"
+                    nodes.append(made)
+                    producer[id(x)] = made.index
+                    shapes[made.index] = made.shape
                 if id(x) not in producer:
                     raise ValueError(
                         f"Layer {path!r} reads a tensor that no earlier layer of the model "
@@ -287,8 +304,10 @@ def call_graph(model, purpose: str = "kerasviz") -> list[_Node]:
                 return _Ref(producer[id(x)])
             return x
 
-        node.args = keras.tree.map_structure(mark, list(args))
-        node.kwargs = keras.tree.map_structure(mark, dict(kwargs))
+        marked_args = keras.tree.map_structure(mark, list(args))
+        marked_kwargs = keras.tree.map_structure(mark, dict(kwargs))
+        node = _Node(len(nodes), path, layer)
+        node.args, node.kwargs = marked_args, marked_kwargs
         node.inputs = inputs_of
         leaves = keras.tree.flatten(out)
         if len(leaves) != 1:
@@ -300,6 +319,8 @@ def call_graph(model, purpose: str = "kerasviz") -> list[_Node]:
         producer[id(leaves[0])] = node.index
         shapes[node.index] = node.shape
         nodes.append(node)
+    if inner:
+        return nodes
     if id(output) not in producer or producer[id(output)] != len(nodes) - 1:
         raise ValueError(
             f"The output of model {model.name!r} is not produced by its last layer call; "
@@ -527,22 +548,17 @@ def receptive_field(model, layer, input_size: tuple[int, int] | None = None) -> 
     ((5, 5), (28, 28), (0, 0, 5, 5))
     """
     _check_model(model)
-    if not is_graph_model(model):
-        raise TypeError(
-            f"Model {model.name!r} is a subclassed model ({type(model).__name__}); its layers "
-            "cannot be reached. Wrap its layers in a Functional or Sequential model."
-        )
     target_layer = find_layer(model, layer)
     path = layer_path(model, target_layer)
-    graph = model
-    fixed = tuple(fresh_input(model).shape[1:3])
+    graph = graph_view(model)  # a subclassed model: a view whose inner calls are followed
+    fixed = tuple(fresh_input(graph).shape[1:3])
     if input_size is not None:
         graph = sized_model(model, int(input_size[0]), int(input_size[1]))
     elif any(s is None for s in fixed):
         raise ValueError(
             f"Model {model.name!r} takes inputs of any size {fixed}; pass `input_size=(H, W)`."
         )
-    nodes = call_graph(graph, purpose="receptive_field")
+    nodes = call_graph(graph, purpose="receptive_field", inner=True)
     target = _target_node(nodes, target_layer, path, model)
     if not _spatial(target.shape):
         raise ValueError(

@@ -59,13 +59,21 @@ class Replay:
         overrides: ``{id(layer): callable}``: call the callable instead of that layer.
         on_call: called with a `Call` after every call, in execution order: how callers
             record more than the outputs (inputs, arguments) without subclassing.
+        inner_calls: also report the calls inside a subclassed model to ``on_call`` (their
+            arguments are tensors of its traced call, its inputs and tapped outputs replaced by
+            this graph's); the model's own call is then reported as ``nested``. Otherwise it
+            is one opaque call.
     """
 
     def __init__(
-        self, overrides: dict[int, Any] | None = None, on_call: Callable[[Call], None] | None = None
+        self,
+        overrides: dict[int, Any] | None = None,
+        on_call: Callable[[Call], None] | None = None,
+        inner_calls: bool = False,
     ):
         self.overrides = overrides or {}
         self.on_call = on_call
+        self.inner_calls = inner_calls
         self.taps: list[Tap] = []
         self._seen: set[int] = set()
 
@@ -96,11 +104,14 @@ class Replay:
         elif is_subclassed(layer) or wrapped_model(layer) is not None:
             op, layer = layer, wrapped_model(layer) or layer
             path = prefix + layer.name
-            out, taps = tapped_call(layer, args, kwargs, self.overrides)
+            out, taps, trace = tapped_call(layer, args, kwargs, self.overrides)
             for sub_path, sub, tensor in taps:  # its inner layers, in the order it called them
                 if id(sub) not in self._seen:
                     self._seen.add(id(sub))
                     self.taps.append(Tap(f"{path}/{sub_path}", sub, tensor))
+            if self.inner_calls and self.on_call is not None:
+                self._report_inner(path, layer, args, out, taps, trace)
+                nested = True
             # one opaque call to a call-graph walker (its inner calls are not reported)
             if op is not layer:  # a view's tapping call: the graph expects (taps, outputs)
                 self._record(layer, path, args, kwargs, out, nested)
@@ -109,6 +120,39 @@ class Replay:
             out = layer(*args, **kwargs)
         self._record(layer, path, args, kwargs, out, nested)
         return out
+
+    def _report_inner(self, path, model, args, out, taps, trace) -> None:
+        """Report the traced inner calls of subclassed ``model`` to ``on_call``."""
+        keras = _keras()
+        same: dict[int, Any] = {}  # id(tensor of the traced call) -> tensor of this graph
+        for traced, outer in zip(
+            keras.tree.flatten(trace["inputs"]), keras.tree.flatten(list(args)), strict=False
+        ):
+            same[id(traced)] = outer
+        traced_out = keras.tree.flatten(trace["outputs"])
+        for traced, outer in zip(traced_out, keras.tree.flatten(out), strict=False):
+            same[id(traced)] = outer
+        first = {id(sub): tensor for _, sub, tensor in taps}
+        done: set[int] = set()
+        paths = {id(sub): sub_path for sub_path, sub in tracked_layers(model)}
+
+        def swap(x):
+            return same.get(id(x), x)
+
+        for sub, a, k, result, holds in trace["calls"]:
+            if id(sub) in first and id(sub) not in done and not holds:
+                same[id(result)] = first[id(sub)]
+                done.add(id(sub))
+            self.on_call(
+                Call(
+                    f"{path}/{paths.get(id(sub), sub.name)}",
+                    sub,
+                    keras.tree.map_structure(swap, tuple(a)),
+                    keras.tree.map_structure(swap, dict(k)),
+                    swap(result),
+                    holds,
+                )
+            )
 
     def _record(self, layer, path, args, kwargs, out, nested) -> None:
         if id(layer) not in self._seen:  # a shared layer keeps its first output
@@ -148,6 +192,7 @@ def _tap_class():
         def call(self, *args):
             entries = tracked_layers(self.kerasviz_wraps)
             seen: dict[int, Any] = {}
+            calls: list[tuple] = []  # (layer, args, kwargs, output, holds layers), as done
             installed = []
 
             def wrap(layer, original):
@@ -157,6 +202,9 @@ def _tap_class():
                     out = original(*a, **k) if replace is None else replace(*a, **k)
                     if id(layer) not in seen and not isinstance(out, list | tuple | dict):
                         seen[id(layer)] = out
+                    if self.order is None:
+                        holds = bool(layer._flatten_layers(include_self=False))
+                        calls.append((layer, a, k, out, holds))
                     return out
 
                 return call
@@ -174,6 +222,8 @@ def _tap_class():
                 order = [(path, layer) for path, layer in entries if id(layer) in seen]
                 order.sort(key=lambda e: list(seen).index(id(e[1])))
                 object.__setattr__(self, "order", order)  # not state for Keras to track
+                trace = {"inputs": list(args), "outputs": outputs, "calls": calls}
+                object.__setattr__(self, "trace", trace)
             missing = [path for path, layer in self.order if id(layer) not in seen]
             if missing:
                 raise ValueError(
@@ -189,16 +239,18 @@ def _tap_class():
 _TapCall = None
 
 
-def tapped_call(model, args, kwargs, overrides=None) -> tuple[Any, list[tuple[str, Any, Any]]]:
+def tapped_call(model, args, kwargs, overrides=None) -> tuple[Any, list, dict]:
     """Call subclassed ``model`` on symbolic ``args`` so that its inner layers' outputs are
-    symbolic tensors of the same graph: ``(outputs, [(path, layer, tensor), ...])``.
+    symbolic tensors of the same graph: ``(outputs, [(path, layer, tensor), ...], trace)``;
+    ``trace`` holds the traced call's inputs, outputs and inner calls (see `Replay`).
 
     ``overrides`` (``{id(layer): callable}``, as `Replay`'s) replace inner layers' calls."""
     if kwargs:
         kwargs = {k: v for k, v in kwargs.items() if k not in ("training", "mask")}
     tap = _tap_class()(model, overrides)
     taps, outputs = tap(*args, **kwargs)
-    return outputs, [(path, layer, t) for (path, layer), t in zip(tap.order, taps, strict=True)]
+    pairs = [(path, layer, t) for (path, layer), t in zip(tap.order, taps, strict=True)]
+    return outputs, pairs, tap.trace
 
 
 def _graph_ops(outputs) -> list:
