@@ -253,10 +253,14 @@ def cmd_explain(args) -> int:
     again with the same arguments resumes where it stopped.
     """
     _quiet_tf()
-    from kerasviz import attribution, inspect, jobs
+    from kerasviz import attribution, inspect, jobs, scores
 
     quiet = _quiet(args)
     attribution.check_method(args.method)
+    try:
+        score = scores.parse(args.score)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     for item in args.images:
         if not Path(item).exists():
             raise UsageError(f"--images: no such file or folder: {item}")
@@ -300,11 +304,18 @@ def cmd_explain(args) -> int:
             overwrite=args.force,
             progress=not quiet,
             strategy=strategy,
+            score=score,
             **options,
         )
     except FileExistsError as err:
         raise UsageError(
             f"--out: {err}".replace("overwrite=True (--force)", "--force").replace("out: ", "", 1)
+        ) from None
+    except ValueError as err:
+        if "`score=`" not in str(err):
+            raise
+        raise UsageError(
+            f"{err} On the command line: --score output:NAME or output:NAME:regression:INDEX."
         ) from None
     resumed = f" ({result.skipped} done before)" if result.skipped else ""
     bad = len(result.failed)
@@ -484,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         help="class index, or one per image, comma-separated (default: each image's top class)",
+    )
+    p.add_argument(
+        "--score",
+        default="category",
+        help="what is explained: category (a class, the default), regression:INDEX, "
+        "output:NAME (one output of several: its classes) or output:NAME:regression:INDEX",
     )
     p.add_argument(
         "--batch-size",

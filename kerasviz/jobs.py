@@ -342,6 +342,7 @@ def explain_folder(
     preprocessing: Preprocessing | None = None,
     resize: str = "squash",
     size=None,
+    score=None,
 ) -> JobResult:
     """Explain every image file of a folder with one method; resumable and in bounded memory.
 
@@ -372,6 +373,10 @@ def explain_folder(
             ``"caffe"`` or ``"scale"``); wins over ``scale`` and ``offset``.
         resize: ``"squash"``, ``"crop"`` or ``"pad"`` (`kerasviz.imageio.RESIZE_MODES`).
         size: ``(H, W)`` to read the images at; required for a model that accepts any size.
+        score: what is explained (`kerasviz.scores`: ``None`` a class; `Output` one output of
+            several, `Regression` a value, `Region` a class over one shared mask, a callable).
+            The manifest's ``target`` and ``score`` are its target and value; ``class`` names
+            the class for class scores and is the target's index otherwise.
 
     Returns:
         A `JobResult`.
@@ -412,16 +417,30 @@ def explain_folder(
     chosen.setdefault("batch_size", batch_size)
     settings_json = _jsonable(chosen)
     files, names = inventory(images)
+    from kerasviz import scores as kscores
+
+    score = kscores.as_score(score)
+    if isinstance(score, kscores.Region) and score.per_image:
+        raise ValueError(
+            "Expected one shared `Region` mask (H, W) for a dataset job; masks per image pair "
+            "with the images of one explain() call."
+        )
     # The model's own output scores the manifest and picks the top class, whatever `output`
     # the explainer scores; the same strategy splits these passes.
-    scorer = Scorer(model, output="probability", batch_size=batch_size, strategy=strategy)
+    scorer = Scorer(
+        model, output="probability", batch_size=batch_size, strategy=strategy, score=score
+    )
     num_classes = scorer.num_classes
     wanted = _resolve_targets(targets, names, num_classes)
-    if class_names is not None and len(class_names) != num_classes:
+    classes = isinstance(score, kscores.Category) or (
+        isinstance(score, kscores.Output) and isinstance(score.inner, kscores.Category)
+    )
+    if class_names is not None and classes and len(class_names) != num_classes:
         raise ValueError(
             f"Expected {num_classes} `class_names` (one per class). Received {len(class_names)}"
         )
-    labels = [str(c) for c in class_names] if class_names else [str(i) for i in range(num_classes)]
+    named = class_names and classes
+    labels = [str(c) for c in class_names] if named else [str(i) for i in range(num_classes)]
     spec = {
         "kind": "explain",
         "method": method,
@@ -431,12 +450,13 @@ def explain_folder(
         "resize": resize,
         "size": [h, w],
         "targets": _jsonable(targets),
+        **({} if isinstance(score, kscores.Category) else {"score": score.to_dict()}),
     }
 
     out = Path(out)
     resuming, stale = _check_out(out, spec, resume, overwrite)
     extra = {} if strategy is None else {"strategy": scorer.strategy}
-    explainer = attribution.create(method, model, **chosen, **extra)
+    explainer = attribution.create(method, model, **chosen, **extra, score=score)
     manifest_path = out / MANIFEST
     suffix = f".{method}"
     rows = read_manifest(manifest_path) if resuming else []
@@ -503,7 +523,7 @@ def explain_folder(
                 good = {i: j for j, i in enumerate(i for i in range(s, e) if i not in errors)}
                 if good:
                     scores = scorer.predict(batch)  # (B, K)
-                    top = np.argmax(scores, axis=-1)  # Scorer.targets' rule, no 2nd pass
+                    top = scorer.default_targets(scores)  # Scorer.targets' rule, no 2nd pass
                     picked = np.array(
                         [top[j] if wanted[i] is None else wanted[i] for i, j in good.items()],
                         np.int32,

@@ -501,3 +501,42 @@ class TestImagesAsTheyCome:
             assert png.size == (SIZE, SIZE)  # the file's own size
         with pytest.raises(FileExistsError, match="differs in: size"):
             jobs.explain_folder(open_model, images, "saliency", tmp_path / "o", size=(16, 16))
+
+
+def test_a_two_output_model_is_explained_with_a_score(tmp_path, capsys):
+    """score= reaches the dataset job and --score the command line; without it the job is
+    refused in one line that names the outputs."""
+    from kerasviz import scores
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    heads = {
+        "label": keras.layers.Dense(3, activation="softmax", name="label")(x),
+        "box": keras.layers.Dense(4, name="box")(x),
+    }
+    model = keras.Model(inputs, heads, name="two_heads")
+    images = write_images(tmp_path / "images", 3)
+    score = scores.Output("box", scores.Regression(2))
+    result = jobs.explain_folder(
+        model, images, "saliency", out=tmp_path / "out", score=score, progress=False
+    )
+    rows = jobs.read_manifest(tmp_path / "out" / jobs.MANIFEST)
+    assert result.written == 3 and all(r["target"] == 2 for r in rows)
+    batch = np.stack(
+        [np.asarray(Image.open(r["file"]), np.float32) / 255 for r in rows]
+    )  # the job's default scaling
+    want = model(batch)["box"].numpy()[:, 2]
+    np.testing.assert_allclose([r["score"] for r in rows], want, rtol=1e-5)
+    spec = json.loads((tmp_path / "out" / jobs.JOB).read_text())
+    assert spec["score"]["inner"] == {"kind": "Regression", "index": 2}
+
+    path = tmp_path / "two_heads.keras"
+    model.save(path)
+    args = ["explain", "--model", str(path), "--images", str(images), "--method", "saliency"]
+    code = main([*args, "--out", str(tmp_path / "cli"), "--score", "output:box:regression:2"])
+    assert code == 0, capsys.readouterr().err
+    code = main([*args, "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 outputs" in err and "--score output:NAME" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
