@@ -75,9 +75,15 @@ def test_layer_table_lists_the_tracked_layers_in_call_order(pair):
         ("gradcam", {"layer": "c1"}),
         ("scorecam", {"layer": "c2"}),
         ("occlusion", {"patch": 4, "stride": 2, "layer": "c1", "unit": 2}),
+        ("gradient_input", {}),
+        ("smoothgrad", {"samples": 4, "seed": 0}),
+        ("deconvnet", {}),
+        ("gradcam++", {}),
+        ("layercam", {"layer": "c1"}),
     ],
 )
 def test_equals_the_functional_twin(pair, images, name, settings):
+    """Every method (incremental occlusion: below)."""
     net, twin = pair
     settings = {**settings, "output": "probability"}
     got = attribution.create(name, net, **settings).explain(images, [0, 2])
