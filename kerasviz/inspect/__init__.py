@@ -13,9 +13,12 @@ Three kinds of model are supported, in any nesting:
   instead: every Functional or Sequential model found on the way is walked layer by layer on the
   outer tensors, so each inner layer gets an output tensor that is connected to the outer input.
 
-Subclassed models (a custom ``call``) are opaque: they are called as one layer and their inner
-layers cannot be tapped; `graph_view` wraps a built one in a Functional model for the methods
-that need only its forward pass and input gradients.
+Subclassed models (a custom ``call``) have no graph to walk: `graph_view` wraps a built one in
+a Functional model that calls it as one layer, and `replay` calls it through a tapping layer
+that wraps the ``call`` of every layer it tracks (attributes, lists, nested blocks) while it
+is traced, so their outputs become tensors of the replayed graph (taps, sub-models, the layer
+table) and the calls they made its call graph (receptive fields). The wrappers are removed
+after each call, also when it fails.
 
 Modules:
 

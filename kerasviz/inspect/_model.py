@@ -59,8 +59,8 @@ def is_subclassed(model) -> bool:
 def graph_view(model) -> Any:
     """``model`` itself when it is Functional or Sequential; for a subclassed model, a
     Functional model that calls it as one layer on its input shape (the same weights, built
-    once per model). Methods that need only forward passes or input gradients run on it; the
-    layers inside the subclassed model cannot be reached through it.
+    once per model). Replaying the view reaches the layers inside the subclassed model (see
+    `kerasviz.inspect._replay.tapped_call`).
 
     Raises:
         ValueError: a subclassed model that has not been built (no input shape known).
