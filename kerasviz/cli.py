@@ -261,6 +261,21 @@ def cmd_explain(args) -> int:
         score = scores.parse(args.score)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.engine != "ray" and (args.address or args.workers or args.gpus_per_worker):
+        raise UsageError("--address, --workers and --gpus-per-worker need --engine ray")
+    if args.engine == "ray":
+        if args.strategy != "default":
+            raise UsageError("--strategy applies to --engine local (use --gpus-per-worker)")
+        if args.workers is not None and args.workers < 1:
+            raise UsageError(f"--workers: expected an int >= 1, got {args.workers}")
+        if args.gpus_per_worker < 0:
+            raise UsageError(f"--gpus-per-worker: expected >= 0, got {args.gpus_per_worker}")
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                '--engine ray needs Ray: pip install "kerasviz[ray]" (or pip install ray)'
+            ) from None
     for item in args.images:
         if not Path(item).exists():
             raise UsageError(f"--images: no such file or folder: {item}")
@@ -305,6 +320,10 @@ def cmd_explain(args) -> int:
             progress=not quiet,
             strategy=strategy,
             score=score,
+            engine=args.engine,
+            address=args.address,
+            workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker,
             **options,
         )
     except FileExistsError as err:
@@ -507,6 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=32,
         help="images read, explained and written together (default 32); bounds memory",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: a pool of Ray actors, here or on a cluster "
+        '(pip install "kerasviz[ray]"); the files written are the same',
+    )
+    p.add_argument("--address", help="with --engine ray: the Ray cluster to join (or 'auto')")
+    p.add_argument("--workers", type=int, help="with --engine ray: actors (default: one per CPU)")
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0,
+        help="with --engine ray: GPUs each actor holds (default 0)",
     )
     p.add_argument(
         "--strategy",

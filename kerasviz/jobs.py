@@ -322,6 +322,99 @@ def _overlay(path, explanation: np.ndarray, geo: imageio.Geometry, channels: int
     return rgb
 
 
+class BatchWorker:
+    """Reads, scores and explains one batch of a dataset job: what both engines run.
+
+    The local engine calls it in the driver; the Ray engine builds one per actor (the model
+    and the explainer once) and sends batches to it. Writing stays with the driver, so both
+    engines write the same files in the same way.
+
+    Args:
+        model: the Keras model.
+        files: every file of the job (the batches are index spans into it).
+        method, settings: the explainer (`kerasviz.attribution.create`).
+        read: ``(size (H, W), channels, preprocessing, resize)`` for `imageio.read_file`.
+        wanted: one target per file (``None``: the score's default).
+        score: the `kerasviz.scores` score.
+        batch_size, strategy: the scorer's (see `explain_folder`).
+    """
+
+    def __init__(
+        self, model, files, method, settings, read, wanted, score, batch_size, strategy=None
+    ):
+        from kerasviz import attribution
+        from kerasviz.attribution._base import Scorer
+
+        self.files, self.read, self.wanted = list(files), read, list(wanted)
+        # The model's own output scores the manifest and picks the top class, whatever
+        # `output` the explainer scores; the same strategy splits these passes.
+        self.scorer = Scorer(
+            model, output="probability", batch_size=batch_size, strategy=strategy, score=score
+        )
+        extra = {} if strategy is None else {"strategy": self.scorer.strategy}
+        self.explainer = attribution.create(method, model, **settings, **extra, score=score)
+
+    def load(self, span):
+        """``(batch of the readable files, their geometries, {index: error}, kinds)``."""
+        (h, w), c, prep, resize = self.read
+        arrays, geometries, errors, kinds = [], [], {}, []
+        for i in range(*span):
+            try:
+                array, geo, kind = imageio.read_file(self.files[i], (h, w), c, prep, resize)
+            except (ValueError, OSError) as err:  # a corrupt, truncated or vanished file
+                errors[i] = str(err)
+                continue
+            kinds.append(kind)
+            arrays.append(array)
+            geometries.append(geo)
+        batch = np.stack(arrays) if arrays else np.zeros((0, h, w, c), np.float32)
+        return batch, geometries, errors, kinds
+
+    def compute(self, span, loaded, overlays: bool = False) -> dict:
+        """The batch's results: ``good`` (file indices read), ``errors``, ``targets``,
+        ``scores`` (of the targets), ``maps`` ``(B, H, W)``, ``geometries``, ``kinds`` and,
+        with ``overlays``, the PNG bytes of each overlay."""
+        batch, geometries, errors, kinds = loaded
+        good = [i for i in range(*span) if i not in errors]
+        result = {"span": tuple(span), "good": good, "errors": errors, "kinds": kinds}
+        result["geometries"] = geometries
+        if not good:
+            return result
+        scores = self.scorer.predict(batch)  # (B, T)
+        top = self.scorer.default_targets(scores)  # Scorer.targets' rule, no 2nd pass
+        picked = np.array(
+            [top[j] if self.wanted[i] is None else self.wanted[i] for j, i in enumerate(good)],
+            np.int32,
+        )
+        result["targets"] = picked
+        result["scores"] = scores[np.arange(len(good)), picked].astype(np.float64)
+        result["maps"] = np.asarray(self.explainer.explain(batch, picked), np.float32)
+        if overlays:
+            c = self.read[1]
+            result["pngs"] = [
+                png_bytes(_overlay(self.files[i], result["maps"][j], geometries[j], c))
+                for j, i in enumerate(good)
+            ]
+        return result
+
+    def __call__(self, span, overlays: bool = False) -> dict:
+        return self.compute(span, self.load(span), overlays)
+
+
+ENGINES = ("local", "ray")
+
+
+def _local_batches(worker: BatchWorker, batches):
+    """The batches' results in order, in this process; the next batch's files are read while
+    the current one is explained."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(worker.load, batches[0]) if batches else None
+        for k, span in enumerate(batches):
+            loaded = pending.result()
+            pending = reader.submit(worker.load, batches[k + 1]) if k + 1 < len(batches) else None
+            yield worker.compute(span, loaded)
+
+
 def explain_folder(
     model,
     images,
@@ -343,6 +436,10 @@ def explain_folder(
     resize: str = "squash",
     size=None,
     score=None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0,
 ) -> JobResult:
     """Explain every image file of a folder with one method; resumable and in bounded memory.
 
@@ -377,6 +474,13 @@ def explain_folder(
             several, `Regression` a value, `Region` a class over one shared mask, a callable).
             The manifest's ``target`` and ``score`` are its target and value; ``class`` names
             the class for class scores and is the target's index otherwise.
+        engine: ``"local"`` (this process) or ``"ray"``: the batches go to a pool of Ray
+            actors, each of which loads the model and builds the explainer once (see
+            `kerasviz._ray`); the files written are the same, byte for byte.
+        address: with ``engine="ray"``, the Ray cluster to join (``"auto"``, ``"ray://..."``);
+            ``None`` starts a local Ray with this machine's CPUs.
+        workers: Ray actors (default: the cluster's CPUs, at most one per batch).
+        gpus_per_worker: GPUs each actor holds (0: CPU only).
 
     Returns:
         A `JobResult`.
@@ -425,12 +529,12 @@ def explain_folder(
             "Expected one shared `Region` mask (H, W) for a dataset job; masks per image pair "
             "with the images of one explain() call."
         )
-    # The model's own output scores the manifest and picks the top class, whatever `output`
-    # the explainer scores; the same strategy splits these passes.
-    scorer = Scorer(
-        model, output="probability", batch_size=batch_size, strategy=strategy, score=score
-    )
-    num_classes = scorer.num_classes
+    engine = _checks.check_choice(engine, "engine", ENGINES)
+    if engine == "ray" and strategy is not None:
+        raise ValueError("Expected `strategy` None with engine='ray' (give GPUs per worker)")
+    # Checks the model against the score before anything else happens (one line if not).
+    num_classes = Scorer(model, output="probability", batch_size=batch_size, score=score)
+    num_classes = num_classes.num_classes
     wanted = _resolve_targets(targets, names, num_classes)
     classes = isinstance(score, kscores.Category) or (
         isinstance(score, kscores.Output) and isinstance(score.inner, kscores.Category)
@@ -455,8 +559,7 @@ def explain_folder(
 
     out = Path(out)
     resuming, stale = _check_out(out, spec, resume, overwrite)
-    extra = {} if strategy is None else {"strategy": scorer.strategy}
-    explainer = attribution.create(method, model, **chosen, **extra, score=score)
+    read = ((h, w), c, prep, resize)
     manifest_path = out / MANIFEST
     suffix = f".{method}"
     rows = read_manifest(manifest_path) if resuming else []
@@ -495,90 +598,94 @@ def explain_folder(
     bar = Progress(len(files), skipped, f"explain {method}", enabled=progress)
 
     kinds: list[str] = []  # "grey" or "colour" per file read, for the one channel note
+    if engine == "ray":
+        from kerasviz import _ray
 
-    def load(span):
-        """``(batch of the readable files, their geometries, {index: error} of the others)``."""
-        s, e = span
-        arrays, geometries, errors = [], [], {}
-        for i in range(s, e):
-            try:
-                array, geo, kind = imageio.read_file(files[i], (h, w), c, prep, resize)
-            except (ValueError, OSError) as err:  # a corrupt, truncated or vanished file
-                errors[i] = str(err)
-                continue
-            kinds.append(kind)
-            arrays.append(array)
-            geometries.append(geo)
-        batch = np.stack(arrays) if arrays else np.zeros((0, h, w, c), np.float32)
-        return batch, geometries, errors
+        results = _ray.run_batches(
+            model,
+            files,
+            method,
+            chosen,
+            read,
+            wanted,
+            score,
+            batch_size,
+            batches,
+            png,
+            address=address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+        )
+    else:
+        results = _local_batches(
+            BatchWorker(model, files, method, chosen, read, wanted, score, batch_size, strategy),
+            batches,
+        )
 
     written, failed = 0, []
     manifest, held = None, []
     try:
-        with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(load, batches[0]) if batches else None
-            for k, (s, e) in enumerate(batches):
-                batch, geometries, errors = pending.result()
-                pending = reader.submit(load, batches[k + 1]) if k + 1 < len(batches) else None
-                good = {i: j for j, i in enumerate(i for i in range(s, e) if i not in errors)}
-                if good:
-                    scores = scorer.predict(batch)  # (B, K)
-                    top = scorer.default_targets(scores)  # Scorer.targets' rule, no 2nd pass
-                    picked = np.array(
-                        [top[j] if wanted[i] is None else wanted[i] for i, j in good.items()],
-                        np.int32,
-                    )
-                    maps = np.asarray(explainer.explain(batch, picked), np.float32)  # (B, H, W)
-                    if manifest is None:  # the first result: now the folder becomes the job's
-                        begin()
-                        manifest = open(manifest_path, "ab")  # noqa: SIM115 (closed below)
-                lines = held  # rows of unreadable images wait for the first result
-                for i in range(s, e):
-                    name = names[i]
-                    if name in finished:
-                        continue
-                    if i in errors:
-                        failed.append((files[i], errors[i]))
-                        row = {"file": files[i], "name": name, "method": method}
-                        row.update(settings=settings_json, error=errors[i])
-                        lines.append(json.dumps(row, sort_keys=True) + "\n")
-                        continue
-                    j = good[i]
-                    target = int(picked[j])
-                    base = out / f"{name}{suffix}"
-                    _files.atomic_write(
-                        base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
-                    )
-                    if png:
-                        data = png_bytes(_overlay(files[i], maps[j], geometries[j], c))
-                        _files.atomic_write(
-                            base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
-                        )
-                    written += 1
-                    lines.append(
-                        json.dumps(
-                            {
-                                "file": files[i],
-                                "name": name,
-                                "target": target,
-                                "class": labels[target],
-                                "score": float(scores[j, target]),
-                                "method": method,
-                                "settings": settings_json,
-                                "geometry": geometries[j].to_dict(),
-                            },
-                            sort_keys=True,
-                        )
-                        + "\n"
-                    )
-                bar.update(skipped + written + len(failed))
-                if manifest is None:
+        for result in results:
+            s, e = result["span"]
+            kinds.extend(result["kinds"])
+            errors, geometries = result["errors"], result["geometries"]
+            good = {i: j for j, i in enumerate(result["good"])}
+            if good:
+                picked, maps = result["targets"], result["maps"]
+                if manifest is None:  # the first result: now the folder becomes the job's
+                    begin()
+                    manifest = open(manifest_path, "ab")  # noqa: SIM115 (closed below)
+            lines = held  # rows of unreadable images wait for the first result
+            for i in range(s, e):
+                name = names[i]
+                if name in finished:
                     continue
-                # One write per batch; a kill inside it leaves a torn line that a restart drops.
-                manifest.write("".join(lines).encode())
-                manifest.flush()
-                os.fsync(manifest.fileno())
-                held = []
+                if i in errors:
+                    failed.append((files[i], errors[i]))
+                    row = {"file": files[i], "name": name, "method": method}
+                    row.update(settings=settings_json, error=errors[i])
+                    lines.append(json.dumps(row, sort_keys=True) + "\n")
+                    continue
+                j = good[i]
+                target = int(picked[j])
+                base = out / f"{name}{suffix}"
+                _files.atomic_write(
+                    base.with_name(base.name + ".npy"), lambda f, m=maps[j]: np.save(f, m)
+                )
+                if png:
+                    data = (
+                        result["pngs"][j]
+                        if "pngs" in result
+                        else png_bytes(_overlay(files[i], maps[j], geometries[j], c))
+                    )
+                    _files.atomic_write(
+                        base.with_name(base.name + ".png"), lambda f, d=data: f.write(d)
+                    )
+                written += 1
+                lines.append(
+                    json.dumps(
+                        {
+                            "file": files[i],
+                            "name": name,
+                            "target": target,
+                            "class": labels[target],
+                            "score": float(result["scores"][j]),
+                            "method": method,
+                            "settings": settings_json,
+                            "geometry": geometries[j].to_dict(),
+                        },
+                        sort_keys=True,
+                    )
+                    + "\n"
+                )
+            bar.update(skipped + written + len(failed))
+            if manifest is None:
+                continue
+            # One write per batch; a kill inside it leaves a torn line that a restart drops.
+            manifest.write("".join(lines).encode())
+            manifest.flush()
+            os.fsync(manifest.fileno())
+            held = []
         if manifest is None and held:
             if not skipped:  # not one image could be read: nothing was done, nothing written
                 raise ValueError(
