@@ -322,6 +322,17 @@ def _overlay(path, explanation: np.ndarray, geo: imageio.Geometry, channels: int
     return rgb
 
 
+def manifest_scorer(model, score, batch_size: int, strategy=None):
+    """The scorer of a job's manifest: the model's own output (probabilities) under ``score``
+    picks the default targets and gives the scores, whatever ``output`` the explainer scores;
+    the same strategy splits these passes."""
+    from kerasviz.attribution._base import Scorer
+
+    return Scorer(
+        model, output="probability", batch_size=batch_size, strategy=strategy, score=score
+    )
+
+
 class BatchWorker:
     """Reads, scores and explains one batch of a dataset job: what both engines run.
 
@@ -337,19 +348,27 @@ class BatchWorker:
         wanted: one target per file (``None``: the score's default).
         score: the `kerasviz.scores` score.
         batch_size, strategy: the scorer's (see `explain_folder`).
+        scorer: the manifest's scorer when the caller built it already (see `manifest_scorer`).
     """
 
     def __init__(
-        self, model, files, method, settings, read, wanted, score, batch_size, strategy=None
+        self,
+        model,
+        files,
+        method,
+        settings,
+        read,
+        wanted,
+        score,
+        batch_size,
+        strategy=None,
+        scorer=None,
     ):
         from kerasviz import attribution
-        from kerasviz.attribution._base import Scorer
 
         self.files, self.read, self.wanted = list(files), read, list(wanted)
-        # The model's own output scores the manifest and picks the top class, whatever
-        # `output` the explainer scores; the same strategy splits these passes.
-        self.scorer = Scorer(
-            model, output="probability", batch_size=batch_size, strategy=strategy, score=score
+        self.scorer = (
+            manifest_scorer(model, score, batch_size, strategy) if scorer is None else scorer
         )
         extra = {} if strategy is None else {"strategy": self.scorer.strategy}
         self.explainer = attribution.create(method, model, **settings, **extra, score=score)
@@ -497,7 +516,6 @@ def explain_folder(
     True
     """
     from kerasviz import attribution
-    from kerasviz.attribution._base import Scorer
 
     start_time = time.perf_counter()
     attribution.check_method(method)
@@ -532,9 +550,10 @@ def explain_folder(
     engine = _checks.check_choice(engine, "engine", ENGINES)
     if engine == "ray" and strategy is not None:
         raise ValueError("Expected `strategy` None with engine='ray' (give GPUs per worker)")
-    # Checks the model against the score before anything else happens (one line if not).
-    num_classes = Scorer(model, output="probability", batch_size=batch_size, score=score)
-    num_classes = num_classes.num_classes
+    # Checks the model against the score before anything else happens (one line if not);
+    # the local engine's worker reuses it.
+    scorer = manifest_scorer(model, score, batch_size, strategy)
+    num_classes = scorer.num_classes
     wanted = _resolve_targets(targets, names, num_classes)
     classes = isinstance(score, kscores.Category) or (
         isinstance(score, kscores.Output) and isinstance(score.inner, kscores.Category)
@@ -618,7 +637,9 @@ def explain_folder(
         )
     else:
         results = _local_batches(
-            BatchWorker(model, files, method, chosen, read, wanted, score, batch_size, strategy),
+            BatchWorker(
+                model, files, method, chosen, read, wanted, score, batch_size, strategy, scorer
+            ),
             batches,
         )
 
